@@ -1,0 +1,1 @@
+"""Typed ComponentResources of the support platform and the pure builders they share."""

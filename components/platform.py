@@ -1,0 +1,119 @@
+"""The whole platform for one stack: composition only, no Kubernetes specs of its own."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.app_tier import AppTier, AppTierArgs
+from components.config import Settings
+from components.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.network import DataEndpoint
+from components.secrets import Credentials, CredentialsArgs, credential_values
+
+PLATFORM_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True)
+class ExternalSecrets:
+    """Secret config values (Pulumi secret Outputs); None where unset, which settings allow only in dev."""
+
+    llm_api_key: pulumi.Output[str] | None = None
+    alert_webhook_url: pulumi.Output[str] | None = None
+    registry_password: pulumi.Output[str] | None = None
+
+
+@dataclass(frozen=True)
+class PlatformArgs:
+    settings: Settings
+    external: ExternalSecrets
+    stack: str
+    # Relative render directories are resolved against the project, wherever pulumi was started.
+    project_dir: str
+
+
+def kubernetes_provider(name: str, args: PlatformArgs, opts: pulumi.ResourceOptions) -> k8s.Provider:
+    target = args.settings.target
+    if target.mode == "render":
+        assert target.render_directory is not None  # settings validation guarantees it
+        # The provider wants an absolute directory; it writes one YAML file per object there.
+        directory = os.path.normpath(os.path.join(args.project_dir, target.render_directory))
+        return k8s.Provider(name, render_yaml_to_directory=directory, opts=opts)
+    return k8s.Provider(name, context=target.context, kubeconfig=target.kubeconfig, opts=opts)
+
+
+def data_endpoints(settings: Settings) -> dict[str, DataEndpoint]:
+    """Endpoints of the data services, from settings until the data tier provides its own."""
+    return {
+        name: DataEndpoint(name=name, host=ep.host, port=ep.port, namespace=ep.namespace, cidr=ep.cidr)
+        for name, ep in (
+            ("postgres", settings.data.postgres),
+            ("redis", settings.data.redis),
+            ("chroma", settings.data.chroma),
+        )
+    }
+
+
+class Platform(pulumi.ComponentResource):
+    app_namespace: pulumi.Output[str]
+    service_hosts: dict[str, pulumi.Output[str]]
+    render_directory: str | None
+
+    def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("support:platform:Platform", name, None, opts)
+        settings = args.settings
+        own = pulumi.ResourceOptions(parent=self)
+        self.kubernetes = kubernetes_provider(f"{name}-kubernetes", args, own)
+        self.random = random.Provider(f"{name}-random", opts=own)
+        self.docker: docker.Provider | None = docker.Provider(f"{name}-docker", opts=own) if settings.builds() else None
+        # Handed down to every descendant: no resource can fall back to an ambient kubeconfig.
+        child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.kubernetes, "random": self.random})
+        instance = f"{name}-{args.stack}"
+
+        credentials = Credentials(
+            "credentials",
+            CredentialsArgs(
+                rotation=settings.secrets.rotation,
+                length=settings.secrets.password_length,
+                llm_api_key=args.external.llm_api_key,
+                alert_webhook_url=args.external.alert_webhook_url,
+                registry_password=args.external.registry_password,
+            ),
+            opts=child,
+        )
+        app_namespace = PlatformNamespace(
+            "app",
+            PlatformNamespaceArgs(
+                name=settings.namespaces.app,
+                instance=instance,
+                component="app",
+                version=PLATFORM_VERSION,
+                network=settings.network,
+            ),
+            opts=child,
+        )
+        app = AppTier(
+            "app",
+            AppTierArgs(
+                settings=settings.app,
+                namespace=settings.namespaces.app,
+                instance=instance,
+                network=settings.network,
+                edge_namespace=settings.edge.namespace,
+                endpoints=data_endpoints(settings),
+                credentials=credential_values(credentials, settings.data.postgres, settings.data.redis),
+                registry_password=args.external.registry_password,
+                docker_provider=self.docker,
+                namespace_resource=app_namespace.namespace,
+            ),
+            opts=child,
+        )
+        self.app_namespace = app_namespace.name
+        self.service_hosts = {n: s.dns_name for n, s in app.services.items()}
+        self.render_directory = settings.target.render_directory
+        self.register_outputs({"appNamespace": self.app_namespace, "serviceHosts": self.service_hosts})

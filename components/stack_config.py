@@ -1,0 +1,51 @@
+"""Reads the stack's configuration from the Pulumi runtime: the one place that touches pulumi.Config."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pulumi
+from pulumi.runtime import config as runtime_config
+
+from components.config import EXTERNAL_SECRET_KEYS, PROJECT, STRUCTURED_KEYS, Settings, load_settings
+from components.platform import ExternalSecrets
+
+
+def _configured_keys() -> set[str]:
+    keys = set(runtime_config.CONFIG.get()) | set(runtime_config.get_config_env())
+    return {k for k in keys if k.startswith(f"{PROJECT}:")}
+
+
+def _parse(value: Any) -> Any:
+    # Structured values reach the program as JSON text; plain strings (environment: dev) do not parse.
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _is_secret(full_key: str) -> bool:
+    return runtime_config.is_config_secret(full_key) or full_key in runtime_config.get_config_secret_keys_env()
+
+
+def read_stack_config(stack: str) -> tuple[Settings, ExternalSecrets]:
+    """Validate the stack's config; raises SettingsError listing every problem."""
+    structured = {key: _parse(runtime_config.get_config(f"{PROJECT}:{key}")) for key in STRUCTURED_KEYS}
+    known = {f"{PROJECT}:{k}" for k in (*STRUCTURED_KEYS, *EXTERNAL_SECRET_KEYS)}
+    unknown = sorted(k.split(":", 1)[1] for k in _configured_keys() - known)
+    external_state: dict[str, bool | None] = {}
+    for key in EXTERNAL_SECRET_KEYS:
+        full = f"{PROJECT}:{key}"
+        external_state[key] = None if runtime_config.get_config(full) is None else _is_secret(full)
+    settings = load_settings(stack, structured, unknown, external_state)
+
+    config = pulumi.Config(PROJECT)
+    external = ExternalSecrets(
+        llm_api_key=config.get_secret("llmApiKey"),
+        alert_webhook_url=config.get_secret("alertWebhookUrl"),
+        registry_password=config.get_secret("registryPassword"),
+    )
+    return settings, external

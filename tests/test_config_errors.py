@@ -1,0 +1,299 @@
+"""Bad configurations stop the program before any resource is registered, naming path and fix."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pytest
+
+from components.config import deep_merge
+from tests.harness import TEST_SECRETS, raw_stack_value, run_program, stack_config
+
+
+def app_with(stack: str, patch: dict[str, Any]) -> dict[str, Any]:
+    return deep_merge(raw_stack_value(stack, "app"), patch)
+
+
+def services(stack: str, **patches: dict[str, Any]) -> dict[str, Any]:
+    return {"app": app_with(stack, {"services": patches})}
+
+
+PROD_DIGEST = "ghcr.io/support-platform/api@sha256:" + "a" * 64
+
+# (id, stack, config overrides, removed keys, extra plaintext keys, expected path, expected text)
+BAD_CONFIGS: list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, str], str, str]] = [
+    (
+        "wrong-type-replicas",
+        "dev",
+        services("dev", api={"replicas": "three"}),
+        (),
+        {},
+        "support-platform:app.services.api.replicas",
+        "valid integer",
+    ),
+    (
+        "negative-replicas",
+        "dev",
+        services("dev", web={"replicas": -1}),
+        (),
+        {},
+        "support-platform:app.services.web.replicas",
+        "greater than or equal to 1",
+    ),
+    (
+        "unknown-service-key",
+        "dev",
+        services("dev", api={"replica": 2}),
+        (),
+        {},
+        "support-platform:app.services.api.replica",
+        "unknown key; allowed keys here: args, autoscaling",
+    ),
+    (
+        "unknown-top-level-key",
+        "dev",
+        {"aplication": {"services": {}}},
+        (),
+        {},
+        "support-platform:aplication",
+        "unknown key; allowed top-level keys",
+    ),
+    (
+        "autoscaling-min-above-max",
+        "staging",
+        {"app": app_with("staging", {"defaults": {"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}})},
+        (),
+        {},
+        "support-platform:app.defaults.autoscaling.minReplicas",
+        "minReplicas (5) must be <= maxReplicas (3)",
+    ),
+    (
+        "missing-production-secret",
+        "production",
+        {},
+        ("llmApiKey",),
+        {},
+        "support-platform:llmApiKey",
+        "required in production: run `pulumi config set --secret llmApiKey`",
+    ),
+    (
+        "secret-set-in-plaintext",
+        "staging",
+        {},
+        ("alertWebhookUrl",),
+        {"alertWebhookUrl": TEST_SECRETS["alertWebhookUrl"]},
+        "support-platform:alertWebhookUrl",
+        "is set in plaintext",
+    ),
+    (
+        "tag-instead-of-digest-in-production",
+        "production",
+        services("production", api={"image": "ghcr.io/support-platform/api:1.4.0"}),
+        (),
+        {},
+        "support-platform:app.services.api.image",
+        "production requires an image pinned by digest",
+    ),
+    (
+        "latest-tag",
+        "dev",
+        services("dev", web={"image": "docker.io/nginxinc/nginx-unprivileged:latest"}),
+        (),
+        {},
+        "support-platform:app.services.web.image",
+        "mutable tag 'latest'",
+    ),
+    (
+        "duplicate-ports",
+        "dev",
+        services("dev", api={"ports": {"http": 8000, "metrics": 8000}}),
+        (),
+        {},
+        "support-platform:app.services.api.ports",
+        "port numbers must be unique",
+    ),
+    (
+        "invalid-service-name",
+        "dev",
+        services(
+            "dev",
+            Support_Bot={"component": "worker", "image": "ghcr.io/acme/bot:1.0", "ports": {"http": 80}},
+        ),
+        (),
+        {},
+        "support-platform:app.services.Support_Bot",
+        "not a valid DNS label",
+    ),
+    (
+        "invalid-namespace-name",
+        "dev",
+        {"namespaces": {"app": "Support.App"}},
+        (),
+        {},
+        "support-platform:namespaces.app",
+        "not a valid DNS label",
+    ),
+    (
+        "requests-above-limits",
+        "dev",
+        services("dev", api={"resources": {"requests": {"memory": "2Gi"}}}),
+        (),
+        {},
+        "support-platform:app.services.api.resources.requests.memory",
+        "request 2Gi exceeds limit 512Mi",
+    ),
+    (
+        "secret-in-plain-env",
+        "dev",
+        services("dev", api={"env": {"OPENAI_API_KEY": "sk-live-123"}}),
+        (),
+        {},
+        "support-platform:app.services.api.env",
+        "env.OPENAI_API_KEY looks like a secret",
+    ),
+    (
+        "credentials-in-env-url",
+        "dev",
+        services("dev", api={"env": {"UPSTREAM": "https://bot:hunter2@upstream.example.com"}}),
+        (),
+        {},
+        "support-platform:app.services.api.env",
+        "looks like a secret",
+    ),
+    (
+        "production-without-tls-hosts",
+        "production",
+        {"edge": {"namespace": "ingress-nginx", "hosts": []}},
+        (),
+        {},
+        "support-platform:edge.hosts",
+        "production needs at least one public host",
+    ),
+    (
+        "render-mode-outside-dev",
+        "staging",
+        {"target": {"mode": "render", "renderDirectory": "rendered/staging"}},
+        (),
+        {},
+        "support-platform:target.mode",
+        "only dev may render",
+    ),
+    (
+        "cluster-mode-without-context",
+        "staging",
+        {"target": {"mode": "cluster"}},
+        (),
+        {},
+        "support-platform:target.context",
+        "mode 'cluster' needs the kubeconfig context",
+    ),
+    (
+        "unknown-connection",
+        "dev",
+        services("dev", web={"connectsTo": ["api", "billing"]}),
+        (),
+        {},
+        "support-platform:app.services.web.connectsTo",
+        "unknown connection 'billing'",
+    ),
+    (
+        "credential-without-connection",
+        "dev",
+        services("dev", web={"secretEnv": {"DATABASE_URL": "databaseUrl"}}),
+        (),
+        {},
+        "support-platform:app.services.web.secretEnv.DATABASE_URL",
+        "add 'postgres' to connectsTo",
+    ),
+    (
+        "liveness-same-as-readiness",
+        "dev",
+        services("dev", api={"probes": {"liveness": {"path": "/health/readiness"}}}),
+        (),
+        {},
+        "support-platform:app.services.api.probes.liveness.path",
+        "liveness must not check the same endpoint as readiness",
+    ),
+    (
+        "uid-below-10000",
+        "dev",
+        services("dev", web={"runAsUser": 101}),
+        (),
+        {},
+        "support-platform:app.services.web.runAsUser",
+        "greater than or equal to 10000",
+    ),
+    (
+        "grace-shorter-than-streams",
+        "dev",
+        services("dev", api={"terminationGracePeriodSeconds": 30}),
+        (),
+        {},
+        "support-platform:app.services.api.terminationGracePeriodSeconds",
+        "does not outlast preStop",
+    ),
+    (
+        "wildcard-host",
+        "staging",
+        {"edge": {"hosts": ["*.example.com"], "tlsIssuer": "letsencrypt-staging"}},
+        (),
+        {},
+        "support-platform:edge.hosts.0",
+        "wildcard host '*.example.com' is not allowed",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("stack", "overrides", "remove", "plaintext", "path", "text"),
+    [case[1:] for case in BAD_CONFIGS],
+    ids=[case[0] for case in BAD_CONFIGS],
+)
+def test_bad_config_is_reported_and_registers_nothing(
+    stack: str,
+    overrides: dict[str, Any],
+    remove: tuple[str, ...],
+    plaintext: dict[str, str],
+    path: str,
+    text: str,
+) -> None:
+    config, secret_keys = stack_config(stack, overrides=overrides, remove=remove, plaintext=plaintext)
+    run = run_program(stack, config, secret_keys)
+    assert isinstance(run.error, pulumi.RunError), run.error
+    message = str(run.error)
+    line = next((ln for ln in message.splitlines() if ln.strip().startswith(f"- {path}:")), None)
+    assert line is not None, f"no line for {path} in:\n{message}"
+    assert text in line, line
+    assert f"Pulumi.{stack}.yaml" in message
+    assert run.resources == [], [r.name for r in run.resources]
+
+
+def test_every_problem_is_reported_at_once() -> None:
+    overrides = services(
+        "production",
+        api={"replicas": 0, "image": "ghcr.io/support-platform/api:1.4.0"},
+        web={"ports": {"http": 8080, "admin": 8080}},
+    )
+    config, secret_keys = stack_config("production", overrides=overrides, remove=("llmApiKey", "alertWebhookUrl"))
+    run = run_program("production", config, secret_keys)
+    assert isinstance(run.error, pulumi.RunError)
+    problems = [ln for ln in str(run.error).splitlines() if ln.startswith("  - ")]
+    paths = {ln[4:].split(": ", 1)[0] for ln in problems}
+    assert paths == {
+        "support-platform:app.services.api.replicas",
+        "support-platform:app.services.api.image",
+        "support-platform:app.services.web.ports",
+        "support-platform:llmApiKey",
+        "support-platform:alertWebhookUrl",
+    }
+    assert f"has {len(problems)} configuration problem(s)" in str(run.error)
+    assert run.resources == []
+
+
+def test_inherited_default_problem_is_reported_once_where_written() -> None:
+    overrides = {"app": app_with("staging", {"defaults": {"autoscaling": {"minReplicas": 9, "maxReplicas": 3}}})}
+    config, secret_keys = stack_config("staging", overrides=overrides)
+    run = run_program("staging", config, secret_keys)
+    lines = [ln for ln in str(run.error).splitlines() if "minReplicas (9)" in ln]
+    assert len(lines) == 1 and "app.defaults.autoscaling" in lines[0]
