@@ -91,7 +91,7 @@ def _default(field: FieldInfo, value: Any) -> str:
         value = field.default
     if value is PydanticUndefined:
         return "required"
-    if value is None or value == [] or value == {}:
+    if value is None or value in ([], {}):
         return "—"
     return f"`{json.dumps(value)}`"
 
