@@ -194,6 +194,16 @@ class NamespaceSettings(_Strict):
     app: DnsLabel = "support-app"
     """Namespace of the app tier (created, with PSS restricted and default-deny)."""
 
+    @field_validator("app")
+    @classmethod
+    def _own_namespace(cls, value: str) -> str:
+        # The platform labels, locks down and may delete its namespaces: never a shared system one.
+        if value == "default" or value.startswith("kube-"):
+            raise PydanticCustomError(
+                "format", "'{value}' is a shared system namespace; use one of the platform's own", {"value": value}
+            )
+        return value
+
 
 class SecretsSettings(_Strict):
     rotation: Annotated[int, Field(ge=0)] = 0
@@ -308,13 +318,20 @@ class ResourceAmounts(_Strict):
     memory: MemoryQuantity
 
 
+class ResourceLimits(_Strict):
+    cpu: CpuQuantity | None = None
+    """CPU limit; `null` drops a built-in one (anchors disagree on CPU limits: the policy pack decides per stack)."""
+    memory: MemoryQuantity
+    """Memory limit: always required (an unbounded pod takes its node down with it)."""
+
+
 class ResourceSettings(_Strict):
     requests: ResourceAmounts
-    limits: ResourceAmounts
+    limits: ResourceLimits
 
     @model_validator(mode="after")
     def _requests_within_limits(self) -> ResourceSettings:
-        if cpu_millicores(self.requests.cpu) > cpu_millicores(self.limits.cpu):
+        if self.limits.cpu is not None and cpu_millicores(self.requests.cpu) > cpu_millicores(self.limits.cpu):
             raise _cross_field(
                 "requests.cpu",
                 "request {req} exceeds limit {lim}; raise limits.cpu or lower requests.cpu",

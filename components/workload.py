@@ -87,6 +87,16 @@ def pod_security_context(uid: int) -> dict[str, Any]:
     }
 
 
+def resources_spec(svc: ServiceSettings) -> dict[str, Any]:
+    limits = {"memory": svc.resources.limits.memory}
+    if svc.resources.limits.cpu is not None:
+        limits["cpu"] = svc.resources.limits.cpu
+    return {
+        "requests": {"cpu": svc.resources.requests.cpu, "memory": svc.resources.requests.memory},
+        "limits": limits,
+    }
+
+
 def container_spec(identity: WorkloadIdentity, svc: ServiceSettings, image: pulumi.Input[str]) -> dict[str, Any]:
     env_from = [{"config_map_ref": {"name": identity.config_map_name}}]
     secret_env = [
@@ -111,10 +121,7 @@ def container_spec(identity: WorkloadIdentity, svc: ServiceSettings, image: pulu
             for port_name, number in sorted(svc.ports.items())
         ],
         "env_from": env_from,
-        "resources": {
-            "requests": {"cpu": svc.resources.requests.cpu, "memory": svc.resources.requests.memory},
-            "limits": {"cpu": svc.resources.limits.cpu, "memory": svc.resources.limits.memory},
-        },
+        "resources": resources_spec(svc),
         "startup_probe": probe_spec(svc.probes.startup),
         "readiness_probe": probe_spec(svc.probes.readiness),
         "liveness_probe": probe_spec(svc.probes.liveness),

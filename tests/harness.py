@@ -149,6 +149,18 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
         return response
 
 
+def overlay(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
+    """Patch a stack file's value the way a user edits it: nested maps merge, and a null stays a
+    null (the program reads it as "drop the built-in value")."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in patch.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = overlay(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
 def _scalar_config(value: Any) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 

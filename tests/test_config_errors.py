@@ -7,12 +7,11 @@ from typing import Any
 import pulumi
 import pytest
 
-from components.config import deep_merge
-from tests.harness import TEST_SECRETS, raw_stack_value, run_program, stack_config
+from tests.harness import TEST_SECRETS, overlay, raw_stack_value, run_program, stack_config
 
 
 def app_with(stack: str, patch: dict[str, Any]) -> dict[str, Any]:
-    return deep_merge(raw_stack_value(stack, "app"), patch)
+    return overlay(raw_stack_value(stack, "app"), patch)
 
 
 def services(stack: str, **patches: dict[str, Any]) -> dict[str, Any]:
@@ -133,6 +132,24 @@ BAD_CONFIGS: list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, str
         {},
         "support-platform:namespaces.app",
         "not a valid DNS label",
+    ),
+    (
+        "system-namespace",
+        "dev",
+        {"namespaces": {"app": "default"}},
+        (),
+        {},
+        "support-platform:namespaces.app",
+        "shared system namespace",
+    ),
+    (
+        "memory-limit-removed",
+        "dev",
+        services("dev", api={"resources": {"limits": {"memory": None}}}),
+        (),
+        {},
+        "support-platform:app.services.api.resources.limits.memory",
+        "required key is missing",
     ),
     (
         "requests-above-limits",

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from components.config import deep_merge
 from components.labels import CHECKSUM_ANNOTATION
 from tests.harness import (
     STACKS,
@@ -16,6 +15,7 @@ from tests.harness import (
     ProgramRun,
     RecordedResource,
     mock_password,
+    overlay,
     raw_stack_value,
     run_program,
     stack_config,
@@ -43,7 +43,7 @@ def stack_run(stack: str) -> ProgramRun:
 
 def run_with(stack: str, app_patch: dict[str, Any] | None = None, **overrides: Any) -> ProgramRun:
     if app_patch is not None:
-        overrides["app"] = deep_merge(raw_stack_value(stack, "app"), app_patch)
+        overrides["app"] = overlay(raw_stack_value(stack, "app"), app_patch)
     config, secret_keys = stack_config(stack, overrides=overrides)
     run = run_program(stack, config, secret_keys)
     assert run.error is None, run.error
@@ -243,6 +243,13 @@ def test_selectors_use_only_immutable_labels_and_match_the_service(run: ProgramR
     assert svc.get("spec.selector") == selector
     container_ports = {p["name"]: p["containerPort"] for p in container(deployment)["ports"]}
     assert {p["targetPort"]: p["port"] for p in svc.get("spec.ports")} == container_ports
+
+
+def test_a_stack_may_drop_the_cpu_limit_but_never_the_memory_limit() -> None:
+    run = run_with("dev", {"services": {"api": {"resources": {"limits": {"cpu": None}}}}})
+    resources = container(run.one("kubernetes:apps/v1:Deployment", "api-deployment"))["resources"]
+    assert resources["limits"] == {"memory": "512Mi"}
+    assert set(resources["requests"]) == {"cpu", "memory"}
 
 
 def test_service_account_has_token_automount_off(run: ProgramRun) -> None:
@@ -472,7 +479,7 @@ def test_a_build_context_is_built_pushed_and_deployed_by_digest() -> None:
         "tag": "1.5.0-rc1",
         "registryUsername": "ci-bot",
     }
-    app = deep_merge(raw_stack_value("dev", "app"), {"services": {"api": {"build": build}}})
+    app = overlay(raw_stack_value("dev", "app"), {"services": {"api": {"build": build}}})
     del app["services"]["api"]["image"]
     config, secret_keys = stack_config(
         "dev", overrides={"app": app}, secrets={"registryPassword": "regpass-test-0f1e2d3c4b5a6978"}
@@ -493,7 +500,7 @@ def test_a_build_context_is_built_pushed_and_deployed_by_digest() -> None:
 
 def test_a_build_with_a_registry_user_needs_the_registry_password() -> None:
     build = {"context": ".", "repository": "registry.example.com/support/api", "tag": "1.5.0", "registryUsername": "ci"}
-    app = deep_merge(raw_stack_value("dev", "app"), {"services": {"api": {"build": build}}})
+    app = overlay(raw_stack_value("dev", "app"), {"services": {"api": {"build": build}}})
     del app["services"]["api"]["image"]
     config, secret_keys = stack_config("dev", overrides={"app": app})
     run = run_program("dev", config, secret_keys)
