@@ -7,6 +7,7 @@ the engine: camelCase inputs, resource options, providers, secret markers and st
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import hashlib
 import json
@@ -235,19 +236,14 @@ def run_program(
         root = pulumi.runtime.get_root_resource()
         exported: dict[str, Any] = dict(getattr(root, "outputs", {}) or {})
 
-        def collect(name: str, value: Any) -> pulumi.Output[None]:
-            out = pulumi.Output.from_input(value)
+        async def resolve() -> None:
+            for name, value in exported.items():
+                out = pulumi.Output.from_input(value)
+                outputs[name] = await out.future()
+                if await out.is_secret():
+                    secret_outputs.add(name)
 
-            async def is_secret() -> bool:
-                return await out.is_secret()
-
-            def store(resolved: Any) -> None:
-                outputs[name] = resolved
-
-            secret_flag = pulumi.Output.from_input(is_secret())
-            return pulumi.Output.all(out.apply(store), secret_flag.apply(lambda s: s and secret_outputs.add(name)))
-
-        return pulumi.Output.all(*[collect(n, v) for n, v in exported.items()])
+        return pulumi.Output.from_input(asyncio.ensure_future(resolve()))
 
     error: BaseException | None = None
     try:

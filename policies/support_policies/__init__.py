@@ -1,0 +1,16 @@
+"""The support platform's CrossGuard rules, grouped by theme; `__main__.py` builds the pack."""
+
+from __future__ import annotations
+
+from pulumi_policy import Policy
+
+from . import availability, data_secrets, network_edge, pod_security, workload_hygiene
+
+PACK_NAME = "support-platform-guardrails"
+
+THEMES = (pod_security, workload_hygiene, network_edge, availability, data_secrets)
+
+
+def all_policies() -> list[Policy]:
+    """Every policy of every theme module, in catalogue order."""
+    return [policy for theme in THEMES for policy in theme.POLICIES]

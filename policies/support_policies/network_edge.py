@@ -1,0 +1,608 @@
+"""Network and edge: default-deny NetworkPolicies, no public Services, TLS and sane hostnames.
+
+HTTPRoute TLS is checked structurally where the stack holds the facts: every hostname of a route
+must be served by an HTTPS listener of a Gateway in the stack that the route attaches to, and a
+route attached to a plain-HTTP listener must be redirect-only (every rule a RequestRedirect to
+https with no backends). Certificates themselves (cert-manager) are outside what policies see.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pulumi_policy import Severity
+
+from .framework import (
+    ALLOW_PUBLIC_SERVICE_ANNOTATION,
+    Finding,
+    Settings,
+    Subject,
+    known_or_skip,
+    resource_policy,
+    stack_policy,
+)
+from .k8s import (
+    annotations_of,
+    as_mapping,
+    as_number,
+    as_sequence,
+    as_str,
+    labels_of,
+    parse_type,
+    selector_is_empty,
+    selector_matches,
+    to_plain,
+)
+from .pod_specs import PodTemplate, pod_template
+
+_TAGS = ("network-edge",)
+GATEWAY_GROUP = "gateway.networking.k8s.io"
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
+DIRECTIONS = ("Ingress", "Egress")
+
+
+def _is_gateway_api(subject: Subject, kind: str) -> bool:
+    token = parse_type(subject.resource_type)
+    return subject.kind == kind and token is not None and token.group == GATEWAY_GROUP
+
+
+# --- default deny ---------------------------------------------------------------------------
+
+
+def default_deny_directions(props: Mapping[str, Any]) -> set[str]:
+    """Directions a NetworkPolicy denies for every pod: empty podSelector and no rules."""
+    spec = as_mapping(props.get("spec"))
+    if not selector_is_empty(spec.get("podSelector")):
+        return set()
+    types = {t for t in as_sequence(spec.get("policyTypes")) if isinstance(t, str)}
+    if not types:
+        # The API defaults policyTypes to Ingress, plus Egress when egress rules exist.
+        types = {"Ingress"} | ({"Egress"} if spec.get("egress") is not None else set())
+    return {d for d in DIRECTIONS if d in types and not as_sequence(spec.get(d.lower()))}
+
+
+def check_default_deny(subjects: Sequence[Subject], _: Settings) -> Iterator[tuple[Subject, Finding]]:
+    denied: dict[str, set[str]] = defaultdict(set)
+    for subject in subjects:
+        if subject.kind == "NetworkPolicy":
+            denied[subject.namespace] |= default_deny_directions(subject.props)
+    namespaces = known_or_skip(subjects, lambda s: (s, s.object_name) if s.kind == "Namespace" else None)
+    for namespace, name in namespaces:
+        if name is None:
+            yield (
+                namespace,
+                Finding(
+                    "metadata.name",
+                    None,
+                    "without a literal name no NetworkPolicy can be matched to this namespace",
+                    "give the Namespace an explicit metadata.name",
+                ),
+            )
+            continue
+        missing = [d for d in DIRECTIONS if d not in denied[name]]
+        if missing:
+            yield (
+                namespace,
+                Finding(
+                    f'default-deny policyTypes of NetworkPolicies in namespace "{name}"',
+                    sorted(denied[name]) or None,
+                    f"{' and '.join(missing)} traffic is allowed by default in this namespace",
+                    f'add a NetworkPolicy in namespace "{name}" with podSelector {{}}, '
+                    "policyTypes [Ingress, Egress] and no ingress or egress rules",
+                ),
+            )
+
+
+@dataclass(frozen=True)
+class _PodOwner:
+    subject: Subject
+    pod: PodTemplate
+    namespace: str
+    labels: Mapping[str, Any]
+
+
+def _pod_owner(subject: Subject) -> _PodOwner | None:
+    pod = pod_template(subject.resource_type, subject.props)
+    if pod is None:
+        return None
+    return _PodOwner(subject, pod, subject.namespace, to_plain(pod.labels))
+
+
+def check_network_policy_coverage(subjects: Sequence[Subject], _: Settings) -> Iterator[tuple[Subject, Finding]]:
+    # Namespace-wide policies (empty podSelector) are shared plumbing such as default deny or DNS
+    # egress; they say nothing about this workload's own connections, so they do not count.
+    selectors: dict[str, list[Any]] = defaultdict(list)
+    for subject in subjects:
+        if subject.kind != "NetworkPolicy":
+            continue
+        selector = as_mapping(subject.props.get("spec")).get("podSelector")
+        if isinstance(selector, Mapping) and not selector_is_empty(selector):
+            selectors[subject.namespace].append(to_plain(selector))
+    for owner in known_or_skip(subjects, _pod_owner):
+        if not any(selector_matches(sel, owner.labels) for sel in selectors[owner.namespace]):
+            yield (
+                owner.subject,
+                Finding(
+                    f"{owner.pod.metadata_path}.labels",
+                    owner.labels or None,
+                    f'no NetworkPolicy in namespace "{owner.namespace}" selects these pods, so '
+                    "their allowed connections are undeclared",
+                    "add a NetworkPolicy whose podSelector matches these labels and allows exactly "
+                    "the workload's declared connections",
+                ),
+            )
+
+
+# --- public services ------------------------------------------------------------------------
+
+
+def check_public_service(subject: Subject, _: Settings) -> Iterator[Finding]:
+    if subject.kind != "Service":
+        return
+    reason = as_str(annotations_of(subject.metadata).get(ALLOW_PUBLIC_SERVICE_ANNOTATION))
+    if reason and reason.strip():
+        return
+    spec = as_mapping(subject.props.get("spec"))
+    fix = (
+        "use type ClusterIP behind the edge (Gateway/Ingress), or annotate the Service with "
+        f'"{ALLOW_PUBLIC_SERVICE_ANNOTATION}: <reason>"'
+    )
+    service_type = spec.get("type")
+    if service_type in ("LoadBalancer", "NodePort"):
+        yield Finding(
+            "spec.type",
+            service_type,
+            "the Service is reachable from outside the cluster, bypassing the edge and its TLS",
+            fix,
+        )
+    external_ips = as_sequence(spec.get("externalIPs"))
+    if external_ips:
+        yield Finding(
+            "spec.externalIPs",
+            external_ips,
+            "externalIPs expose the Service on node addresses outside the edge",
+            fix,
+        )
+
+
+# --- TLS ------------------------------------------------------------------------------------
+
+
+def certificate_covers(pattern: str, host: str) -> bool:
+    """X.509 semantics: a wildcard covers exactly one leftmost label."""
+    if pattern == host:
+        return True
+    if pattern.startswith("*."):
+        head, _, rest = host.partition(".")
+        return bool(head) and rest == pattern[2:]
+    return False
+
+
+def check_ingress_tls(subject: Subject, _: Settings) -> Iterator[Finding]:
+    if subject.kind != "Ingress":
+        return
+    spec = as_mapping(subject.props.get("spec"))
+    tls_hosts = [
+        host
+        for entry in as_sequence(spec.get("tls"))
+        for host in as_sequence(as_mapping(entry).get("hosts"))
+        if isinstance(host, str)
+    ]
+    for index, rule in enumerate(as_sequence(spec.get("rules"))):
+        host = as_str(as_mapping(rule).get("host"))
+        if host and not any(certificate_covers(pattern, host) for pattern in tls_hosts):
+            yield Finding(
+                f"spec.rules[{index}].host",
+                host,
+                "the host is served without TLS",
+                "list the host under spec.tls[].hosts with a secretName (a cert-manager certificate)",
+            )
+    redirect = annotations_of(subject.metadata).get("nginx.ingress.kubernetes.io/ssl-redirect")
+    if isinstance(redirect, str) and redirect.lower() == "false":
+        yield Finding(
+            'metadata.annotations["nginx.ingress.kubernetes.io/ssl-redirect"]',
+            redirect,
+            "plain HTTP must only redirect to HTTPS",
+            "remove the annotation (ingress-nginx redirects TLS hosts by default)",
+        )
+
+
+def listener_matches(listener_host: str | None, route_host: str | None) -> bool:
+    """Gateway API hostname intersection; a wildcard matches any number of leftmost labels."""
+    if listener_host is None or route_host is None:
+        return True
+    if listener_host == route_host:
+        return True
+    if listener_host.startswith("*.") and route_host.startswith("*."):
+        return listener_host[1:].endswith(route_host[1:]) or route_host[1:].endswith(listener_host[1:])
+    if listener_host.startswith("*."):
+        return route_host.endswith(listener_host[1:])
+    if route_host.startswith("*."):
+        return listener_host.endswith(route_host[1:])
+    return False
+
+
+@dataclass(frozen=True)
+class _Listener:
+    gateway: str  # namespace/name
+    namespace: str
+    name: str
+    protocol: str
+    hostname: str | None
+    port: float | None
+    allowed_from: str
+    allowed_selector: Any
+    allowed_kinds: tuple[str, ...]
+
+    def accepts(self, ref: Mapping[str, Any], route_ns: str, ns_labels: Mapping[str, Any]) -> bool:
+        """Whether an HTTPRoute in `route_ns` with this parentRef attaches to this listener."""
+        section = as_str(ref.get("sectionName"))
+        port = as_number(ref.get("port"))
+        addressed = (section is None or section == self.name) and (port is None or port == self.port)
+        return addressed and self._accepts_kind() and self._accepts_namespace(route_ns, ns_labels)
+
+    def _accepts_kind(self) -> bool:
+        if self.allowed_kinds:
+            return "HTTPRoute" in self.allowed_kinds
+        # Without allowedRoutes.kinds, HTTP and HTTPS listeners take HTTPRoutes; TLS/TCP/UDP do not.
+        return self.protocol in ("HTTP", "HTTPS")
+
+    def _accepts_namespace(self, route_ns: str, ns_labels: Mapping[str, Any]) -> bool:
+        if self.allowed_from == "All":
+            return True
+        if self.allowed_from == "Selector":
+            # A namespace this stack does not create cannot be judged; assume it matches.
+            labels_of_ns = ns_labels.get(route_ns)
+            return labels_of_ns is None or selector_matches(self.allowed_selector, labels_of_ns)
+        return route_ns == self.namespace
+
+
+def _listeners(gateway: Subject) -> list[_Listener]:
+    name = gateway.object_name or gateway.name
+    result = []
+    for entry in as_sequence(as_mapping(gateway.props.get("spec")).get("listeners")):
+        listener = as_mapping(entry)
+        allowed = as_mapping(listener.get("allowedRoutes"))
+        namespaces = as_mapping(allowed.get("namespaces"))
+        kinds = tuple(
+            k for k in (as_str(as_mapping(kind).get("kind")) for kind in as_sequence(allowed.get("kinds"))) if k
+        )
+        result.append(
+            _Listener(
+                gateway=f"{gateway.namespace}/{name}",
+                namespace=gateway.namespace,
+                name=as_str(listener.get("name")) or "",
+                protocol=as_str(listener.get("protocol")) or "",
+                hostname=as_str(listener.get("hostname")),
+                port=as_number(listener.get("port")),
+                allowed_from=as_str(namespaces.get("from")) or "Same",
+                allowed_selector=to_plain(namespaces.get("selector")),
+                allowed_kinds=kinds,
+            )
+        )
+    return result
+
+
+def is_redirect_only(rules: Sequence[Any]) -> bool:
+    """Every rule only redirects to https: what a plain-HTTP listener may serve."""
+    if not rules:
+        return False
+    for rule in rules:
+        rule_map = as_mapping(rule)
+        if as_sequence(rule_map.get("backendRefs")):
+            return False
+        redirects = [
+            as_mapping(as_mapping(f).get("requestRedirect"))
+            for f in as_sequence(rule_map.get("filters"))
+            if as_mapping(f).get("type") == "RequestRedirect"
+        ]
+        if not any(r.get("scheme") == "https" for r in redirects):
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Route:
+    subject: Subject
+    namespace: str
+    hostnames: tuple[str, ...]
+    parent_refs: tuple[Mapping[str, Any], ...]
+    redirect_only: bool
+
+
+def _route(subject: Subject) -> _Route | None:
+    if not _is_gateway_api(subject, "HTTPRoute"):
+        return None
+    spec = as_mapping(subject.props.get("spec"))
+    return _Route(
+        subject,
+        subject.namespace,
+        tuple(h for h in as_sequence(spec.get("hostnames")) if isinstance(h, str)),
+        tuple(to_plain(as_mapping(r)) for r in as_sequence(spec.get("parentRefs"))),
+        is_redirect_only(to_plain(as_sequence(spec.get("rules")))),
+    )
+
+
+def check_httproute_tls(subjects: Sequence[Subject], _: Settings) -> Iterator[tuple[Subject, Finding]]:
+    gateways: dict[tuple[str, str], list[_Listener]] = {}
+    ns_labels: dict[str, Mapping[str, Any]] = {}
+    for subject in subjects:
+        if _is_gateway_api(subject, "Gateway"):
+            name = subject.object_name or subject.name
+            gateways[(subject.namespace, name)] = _listeners(subject)
+        elif subject.kind == "Namespace" and subject.object_name:
+            # The API server adds the immutable name label to every namespace; selectors use it.
+            ns_labels[subject.object_name] = {
+                **to_plain(labels_of(subject.metadata)),
+                NAMESPACE_NAME_LABEL: subject.object_name,
+            }
+    for route in known_or_skip(subjects, _route):
+        if route.redirect_only:
+            continue
+        yield from _route_tls(route, gateways, ns_labels)
+
+
+def _route_tls(
+    route: _Route,
+    gateways: Mapping[tuple[str, str], list[_Listener]],
+    ns_labels: Mapping[str, Mapping[str, Any]],
+) -> Iterator[tuple[Subject, Finding]]:
+    if not route.parent_refs:
+        yield (
+            route.subject,
+            Finding(
+                "spec.parentRefs",
+                None,
+                "the route is attached to no Gateway, so nothing serves it over TLS",
+                "attach it to the HTTPS listener of the platform Gateway",
+            ),
+        )
+        return
+    attached: list[_Listener] = []
+    for index, ref in enumerate(route.parent_refs):
+        if (ref.get("group") or GATEWAY_GROUP) != GATEWAY_GROUP or (ref.get("kind") or "Gateway") != "Gateway":
+            continue
+        key = (as_str(ref.get("namespace")) or route.namespace, as_str(ref.get("name")) or "")
+        if key not in gateways:
+            yield (
+                route.subject,
+                Finding(
+                    f"spec.parentRefs[{index}]",
+                    ref,
+                    f'Gateway "{key[0]}/{key[1]}" is not in this stack, so TLS cannot be verified',
+                    "attach the route to a Gateway this program manages",
+                ),
+            )
+            continue
+        attached += [li for li in gateways[key] if li.accepts(ref, route.namespace, ns_labels)]
+    hosts: tuple[str | None, ...] = route.hostnames or (None,)
+    for host in hosts:
+        if not any(li.protocol == "HTTPS" and listener_matches(li.hostname, host) for li in attached):
+            yield (
+                route.subject,
+                Finding(
+                    f"spec.hostnames[{host}]" if host else "spec.hostnames",
+                    host,
+                    "no HTTPS listener of an attached Gateway serves this hostname",
+                    "attach the route (parentRefs[].sectionName) to an HTTPS listener whose hostname covers it",
+                ),
+            )
+    plain = sorted(
+        {
+            f"{li.gateway}/{li.name}"
+            for li in attached
+            if li.protocol == "HTTP" and any(listener_matches(li.hostname, h) for h in hosts)
+        }
+    )
+    if plain:
+        yield (
+            route.subject,
+            Finding(
+                "spec.parentRefs",
+                plain,
+                "the route serves traffic on a plain-HTTP listener; HTTP may only redirect",
+                "set parentRefs[].sectionName to the HTTPS listener and serve HTTP with a "
+                "redirect-only route (RequestRedirect scheme https)",
+            ),
+        )
+
+
+# --- host sanity ----------------------------------------------------------------------------
+
+
+def _ingress_host_paths(spec: Mapping[str, Any]) -> Iterator[tuple[str, str | None, str]]:
+    """(path of the rule, host, match key) for every Ingress path."""
+    for i, rule in enumerate(as_sequence(spec.get("rules"))):
+        rule_map = as_mapping(rule)
+        host = as_str(rule_map.get("host"))
+        paths = as_sequence(as_mapping(rule_map.get("http")).get("paths"))
+        for j, entry in enumerate(paths):
+            entry_map = as_mapping(entry)
+            path_type = as_str(entry_map.get("pathType")) or "Prefix"
+            kind = "Exact" if path_type == "Exact" else "Prefix"
+            key = json.dumps([kind, as_str(entry_map.get("path")) or "/", None])
+            yield f"spec.rules[{i}].http.paths[{j}]", host, key
+
+
+def _route_matches(spec: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """(path of the match, match key) for every HTTPRoute rule match; no match means `/`."""
+    for i, rule in enumerate(as_sequence(spec.get("rules"))):
+        matches = as_sequence(as_mapping(rule).get("matches")) or [{}]
+        for j, match in enumerate(matches):
+            match_map = to_plain(as_mapping(match))
+            path = as_mapping(match_map.get("path"))
+            path_type = as_str(path.get("type")) or "PathPrefix"
+            kind = "Exact" if path_type == "Exact" else "Prefix" if path_type == "PathPrefix" else path_type
+            extra = {k: v for k, v in match_map.items() if k != "path"} or None
+            yield (
+                f"spec.rules[{i}].matches[{j}]",
+                json.dumps([kind, as_str(path.get("value")) or "/", extra], sort_keys=True),
+            )
+
+
+def _bad_host(path: str, host: str | None) -> Finding | None:
+    if not host:
+        return Finding(
+            path,
+            host,
+            "a route without a hostname answers for every hostname",
+            "set the explicit public hostname",
+        )
+    if "*" in host:
+        return Finding(
+            path,
+            host,
+            "a wildcard hostname routes names nobody reviewed to this backend",
+            "list each public hostname explicitly",
+        )
+    return None
+
+
+def check_host_sanity(subject: Subject, _: Settings) -> Iterator[Finding]:
+    spec = as_mapping(subject.props.get("spec"))
+    seen: dict[tuple[str | None, str], str] = {}
+    duplicates: list[tuple[str, str | None, str, str]] = []
+    if subject.kind == "Ingress":
+        if spec.get("defaultBackend") is not None:
+            yield Finding(
+                "spec.defaultBackend",
+                spec.get("defaultBackend"),
+                "a default backend answers for every hostname",
+                "route only through rules with explicit hosts",
+            )
+        for i, rule in enumerate(as_sequence(spec.get("rules"))):
+            if (bad := _bad_host(f"spec.rules[{i}].host", as_str(as_mapping(rule).get("host")))) is not None:
+                yield bad
+        for path, host, key in _ingress_host_paths(spec):
+            if (host, key) in seen:
+                duplicates.append((path, host, key, seen[(host, key)]))
+            seen.setdefault((host, key), path)
+    elif _is_gateway_api(subject, "HTTPRoute"):
+        hostnames = [h for h in as_sequence(spec.get("hostnames"))]
+        if not hostnames:
+            yield Finding(
+                "spec.hostnames",
+                None,
+                "a route without hostnames answers for every hostname of its listeners",
+                "list the route's public hostnames explicitly",
+            )
+        for index, host in enumerate(hostnames):
+            if (bad := _bad_host(f"spec.hostnames[{index}]", as_str(host))) is not None:
+                yield bad
+        for path, key in _route_matches(spec):
+            for host in hostnames or [None]:
+                host_str = as_str(host)
+                if (host_str, key) in seen:
+                    duplicates.append((path, host_str, key, seen[(host_str, key)]))
+                seen.setdefault((host_str, key), path)
+    for path, host, key, first in duplicates:
+        yield Finding(
+            path,
+            {"host": host, "match": json.loads(key)},
+            f"the same host and path are already routed by {first}",
+            "remove or merge the duplicate so each host+path has one backend",
+        )
+
+
+@dataclass(frozen=True)
+class _Claims:
+    subject: Subject
+    keys: tuple[tuple[str, str, str], ...]  # (host, match key, field path)
+
+
+def _claims(subject: Subject) -> _Claims | None:
+    spec = as_mapping(subject.props.get("spec"))
+    if subject.kind == "Ingress":
+        keys = tuple((host, key, path) for path, host, key in _ingress_host_paths(spec) if host)
+        return _Claims(subject, keys)
+    if _is_gateway_api(subject, "HTTPRoute"):
+        if is_redirect_only(to_plain(as_sequence(spec.get("rules")))):
+            return None  # the HTTP->HTTPS redirect legitimately repeats the hosts
+        hosts = [h for h in as_sequence(spec.get("hostnames")) if isinstance(h, str)]
+        keys = tuple((h, key, path) for path, key in _route_matches(spec) for h in hosts)
+        return _Claims(subject, keys)
+    return None
+
+
+def check_unique_host_paths(subjects: Sequence[Subject], _: Settings) -> Iterator[tuple[Subject, Finding]]:
+    owners: dict[tuple[str, str], Subject] = {}
+    for claims in known_or_skip(subjects, _claims):
+        for host, key, path in claims.keys:
+            first = owners.setdefault((host, key), claims.subject)
+            if first is not claims.subject:
+                yield (
+                    claims.subject,
+                    Finding(
+                        path,
+                        {"host": host, "match": json.loads(key)},
+                        f"the same host and path are already routed by {first.label}",
+                        "route each host+path from exactly one Ingress or HTTPRoute",
+                    ),
+                )
+
+
+default_deny_network_policy = stack_policy(
+    name="default-deny-network-policy",
+    description="Every namespace the program creates has a default-deny NetworkPolicy "
+    "(empty podSelector, Ingress and Egress, no rules).",
+    check=check_default_deny,
+    severity=Severity.HIGH,
+    tags=_TAGS,
+)
+network_policy_coverage = stack_policy(
+    name="network-policy-coverage",
+    description="Every workload's pods are selected by a workload-specific allow NetworkPolicy in their namespace.",
+    check=check_network_policy_coverage,
+    severity=Severity.HIGH,
+    tags=_TAGS,
+)
+no_public_services = resource_policy(
+    name="no-public-services",
+    description="Services are not LoadBalancer, NodePort or externalIPs without the allow-public-service annotation.",
+    check=check_public_service,
+    severity=Severity.HIGH,
+    tags=_TAGS,
+)
+ingress_tls = resource_policy(
+    name="ingress-tls",
+    description="Every Ingress host is covered by spec.tls; plain HTTP is not served.",
+    check=check_ingress_tls,
+    severity=Severity.HIGH,
+    tags=_TAGS,
+)
+httproute_tls = stack_policy(
+    name="httproute-tls",
+    description="Every HTTPRoute hostname is served by an HTTPS listener of a Gateway in the "
+    "stack; routes on plain-HTTP listeners only redirect.",
+    check=check_httproute_tls,
+    severity=Severity.HIGH,
+    tags=_TAGS,
+)
+edge_host_sanity = resource_policy(
+    name="edge-host-sanity",
+    description="Ingress and HTTPRoute hosts are non-empty, without wildcards, and each host+path appears once.",
+    check=check_host_sanity,
+    severity=Severity.MEDIUM,
+    tags=_TAGS,
+)
+edge_unique_host_paths = stack_policy(
+    name="edge-unique-host-paths",
+    description="No host+path is routed by more than one Ingress or HTTPRoute in the stack.",
+    check=check_unique_host_paths,
+    severity=Severity.MEDIUM,
+    tags=_TAGS,
+)
+
+POLICIES = (
+    default_deny_network_policy,
+    network_policy_coverage,
+    no_public_services,
+    ingress_tls,
+    httproute_tls,
+    edge_host_sanity,
+    edge_unique_host_paths,
+)
