@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv test lint unit snapshot schema up preview destroy clean
+.PHONY: help venv test lint unit e2e snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -22,13 +22,25 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt $(wildcard policies/req
 
 venv: $(BIN)/.installed ## create or refresh the virtualenv
 
-lint: venv ## ruff (lint and format) and mypy on components/ and policies/
+# The policy pack's own virtualenv (PulumiPolicy.yaml: virtualenv venv), used when the CLI runs it.
+policies/venv/.installed: policies/requirements.txt
+	$(PYTHON) -m venv policies/venv
+	policies/venv/bin/pip install --quiet --disable-pip-version-check -r policies/requirements.txt
+	touch $@
+
+lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), workflows, shell scripts
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy components $(if $(wildcard policies/*.py),policies)
+	$(BIN)/mypy components policies scripts
+	"$$(scripts/go-tool.sh actionlint)" -no-color -oneline
+	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh scripts/engine/*.sh .ci/run; \
+	 else echo "shellcheck not installed: shell scripts not linted (apt-get install shellcheck)"; fi
 
 unit: venv ## the pytest suite: mocks, settings, snapshots, policies (no cluster, no Pulumi CLI)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -m "not engine"
+
+e2e: venv policies/venv/.installed ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
+	$(BIN)/python -m pytest -q -m engine tests/e2e
 
 test: lint unit ## everything CI runs: lint, then the whole test suite
 
@@ -38,14 +50,14 @@ snapshot: venv ## accept the current per-stack snapshots after an intended chang
 schema: venv ## regenerate schema/stack-config.schema.json from the settings model
 	$(BIN)/python scripts/export_schema.py
 
-up: venv ## run the program on the dev stack: renders every manifest to rendered/dev
+up: venv policies/venv/.installed ## run the program on the dev stack: renders every manifest to rendered/dev
 	scripts/stack.sh up dev
 
-preview: venv ## pulumi preview --diff of STACK=staging|production (no cluster needed)
+preview: venv policies/venv/.installed ## pulumi preview --diff of STACK=staging|production (no cluster needed)
 	scripts/stack.sh preview $(STACK)
 
-destroy: venv ## destroy STACK (dev: empties rendered/dev)
+destroy: venv policies/venv/.installed ## destroy STACK (dev: empties rendered/dev)
 	scripts/stack.sh destroy $(STACK)
 
 clean: ## remove the virtualenv, caches and rendered manifests (not the Pulumi state)
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache rendered
+	rm -rf $(VENV) policies/venv .pytest_cache .mypy_cache .ruff_cache rendered

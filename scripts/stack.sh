@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Runs the Pulumi engine for one stack on the project's local file backend.
-#   scripts/stack.sh up|preview|destroy|refresh|history [STACK] [extra pulumi args...]
+#   scripts/stack.sh up|preview|preview-json|destroy|refresh|history [STACK] [extra pulumi args...]
+#   scripts/stack.sh run STACK <pulumi args...>   any pulumi command in the same environment
+# up and the previews run the policy pack in policies/ with policies/config/<STACK>.json.
 # Uses a `pulumi` on PATH, else the pinned engine built by scripts/engine/ensure-engine.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-action=${1:?usage: scripts/stack.sh up|preview|destroy|refresh|history [STACK] [pulumi args...]}
+action=${1:?usage: scripts/stack.sh up|preview|preview-json|destroy|refresh|history [STACK] [pulumi args...]}
 stack=${2:-dev}
 shift $(( $# >= 2 ? 2 : 1 ))
 
@@ -14,13 +16,17 @@ case "$stack" in dev|staging|production) ;; *)
 esac
 
 export PULUMI_SKIP_UPDATE_CHECK=true
-export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
+# A pulumi on PATH is used as installed, with its own plugin resolution. Otherwise the pinned engine
+# is built from Go modules; its plugins are installed by version, so nothing may be downloaded and
+# the unversioned binaries beside the CLI must not shadow them.
 if ! command -v pulumi >/dev/null 2>&1; then
-  if [ ! -x scripts/engine/ensure-engine.sh ]; then
-    echo "error: no pulumi on PATH and no engine build script; install the Pulumi CLI v3.259.0" >&2
+  engine_bin=$(scripts/engine/ensure-engine.sh) || {
+    echo "error: no pulumi on PATH and the pinned engine could not be built (see above);" \
+         "install the Pulumi CLI v3.259.0 or fix the engine build" >&2
     exit 1
-  fi
-  PATH="$(scripts/engine/ensure-engine.sh):$PATH"
+  }
+  PATH="$engine_bin:$PATH"
+  export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_IGNORE_AMBIENT_PLUGINS=true
 fi
 
 # State stays inside the project unless the caller chose a backend.
@@ -46,16 +52,22 @@ fi
 
 pulumi stack select "$stack" --create --secrets-provider passphrase >/dev/null
 
+policy=(--policy-pack "$root/policies" --policy-pack-config "$root/policies/config/$stack.json")
 case "$action" in
-  up)      pulumi up --yes --stack "$stack" "$@" ;;
-  preview) pulumi preview --diff --stack "$stack" "$@" ;;
+  up)      pulumi up --yes --stack "$stack" "${policy[@]}" "$@" ;;
+  preview) pulumi preview --diff --stack "$stack" "${policy[@]}" "$@" ;;
+  preview-json) pulumi preview --json --stack "$stack" "${policy[@]}" "$@" ;;
   destroy) pulumi destroy --yes --stack "$stack" "$@" ;;
   refresh) pulumi refresh --yes --stack "$stack" "$@" ;;
   history) pulumi stack history --stack "$stack" "$@" ;;
+  run)     pulumi "$@" ;;
   *) echo "error: unknown action '$action'" >&2; exit 2 ;;
 esac
 
 if [ "$action" = up ] && [ "$stack" = dev ]; then
-  count=$(find rendered/dev -name '*.yaml' 2>/dev/null | wc -l)
-  echo "rendered $count manifests to $root/rendered/dev"
+  # Rendered Secrets hold the dev stack's generated credentials in plaintext: owner-only.
+  rendered=$(pulumi stack output renderDirectory --stack dev)
+  chmod -R go-rwx "$rendered"
+  count=$(find "$rendered" -name '*.yaml' | wc -l)
+  echo "rendered $count manifests to $root/$rendered"
 fi

@@ -1,0 +1,200 @@
+"""Roll a stack back to the configuration of an earlier update, as one command.
+
+    venv/bin/python scripts/rollback.py --stack production              # list the history
+    venv/bin/python scripts/rollback.py --stack production --to 12      # preview, ask, re-up
+    venv/bin/python scripts/rollback.py --stack production --to 12 --yes
+
+The program is the same; what changes between releases is the stack's configuration (image
+digests, replicas, settings). `--to N` restores update N's configuration into Pulumi.<stack>.yaml
+(secrets stay encrypted: an unchanged secret keeps its ciphertext, a changed one is re-encrypted by
+`pulumi config set --secret` from stdin, never from the command line), shows the preview with the
+policy pack, asks, and runs `pulumi up` with the message "rollback to version N". It refuses an
+update that did not succeed or was not an update, and a stack with pending operations (an
+interrupted update whose resources must be reconciled first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+STACK_SH = ROOT / "scripts" / "stack.sh"
+PROJECT = "support-platform"
+
+
+class RollbackError(Exception):
+    """A refusal or failure, with a message that says what to do."""
+
+
+def pulumi(stack: str, *args: str, stdin: str | None = None) -> str:
+    """Run `pulumi <args>` in the project's environment (engine, backend, passphrase)."""
+    proc = subprocess.run(  # noqa: S603 - our own script, arguments from this program
+        [str(STACK_SH), "run", stack, *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RollbackError(f"`pulumi {' '.join(args)}` failed:\n{proc.stderr.strip() or proc.stdout.strip()}")
+    return proc.stdout
+
+
+def history(stack: str, show_secrets: bool = False) -> list[dict[str, Any]]:
+    args = ["stack", "history", "--json", "--stack", stack]
+    if show_secrets:
+        args.append("--show-secrets")
+    updates: list[dict[str, Any]] = json.loads(pulumi(stack, *args) or "[]")
+    return sorted(updates, key=lambda u: int(u["version"]))
+
+
+def config_value(entry: Mapping[str, Any]) -> Any:
+    if "objectValue" in entry:
+        return entry["objectValue"]
+    return entry.get("value")
+
+
+def image_versions(config: Mapping[str, Any]) -> str:
+    """The images an update deployed, from its app settings: api=…:1.4.0 web=…@sha256:0d2d0b4f."""
+    app = config.get(f"{PROJECT}:app")
+    services = (config_value(app) or {}).get("services", {}) if isinstance(app, Mapping) else {}
+    shown = []
+    for name, service in sorted(services.items()):
+        if not isinstance(service, Mapping):
+            continue
+        image = service.get("image") or (service.get("build") or {}).get("tag")
+        if image:
+            tail = str(image).rsplit("/", 1)[-1]
+            shown.append(f"{name}={tail[:40]}")
+    return " ".join(shown) or "-"
+
+
+def render_history(updates: Sequence[Mapping[str, Any]]) -> str:
+    lines = [f"{'version':>7}  {'started (UTC)':<20}  {'kind':<8}  {'result':<10}  {'images':<40}  message"]
+    for update in updates:
+        lines.append(
+            f"{update['version']:>7}  {update.get('startTime', ''):<20}  {update.get('kind', ''):<8}  "
+            f"{update.get('result', ''):<10}  {image_versions(update.get('config') or {}):<40}  "
+            f"{' '.join(str(update.get('message', '')).split())[:60]}"
+        )
+    return "\n".join(lines)
+
+
+def pending_operations(stack: str) -> list[dict[str, Any]]:
+    state = json.loads(pulumi(stack, "stack", "export", "--stack", stack))
+    operations: list[dict[str, Any]] = (state.get("deployment") or {}).get("pending_operations") or []
+    return operations
+
+
+def choose(updates: Sequence[Mapping[str, Any]], version: int) -> Mapping[str, Any]:
+    target = next((u for u in updates if int(u["version"]) == version), None)
+    if target is None:
+        known = ", ".join(str(u["version"]) for u in updates) or "none"
+        raise RollbackError(f"version {version} is not in the stack's history (versions: {known})")
+    if target.get("kind") != "update":
+        raise RollbackError(f"version {version} was a {target.get('kind')}, not an update: pick an update to restore")
+    if target.get("result") != "succeeded":
+        raise RollbackError(
+            f"version {version} {target.get('result') or 'did not finish'}: its configuration never deployed "
+            "cleanly, so it is no state to return to; pick a version whose result is 'succeeded'"
+        )
+    return target
+
+
+def restored_document(
+    current: Mapping[str, Any], target_config: Mapping[str, Any], current_plain: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """The stack file with the target's config, and the secrets that must be re-encrypted.
+
+    `current_plain` is the current config with secrets shown; a secret whose value is unchanged
+    keeps its ciphertext, so nothing is re-encrypted without need.
+    """
+    document = {k: v for k, v in current.items() if k != "config"}
+    current_config = current.get("config") or {}
+    config: dict[str, Any] = {}
+    to_encrypt: dict[str, str] = {}
+    for key, entry in sorted(target_config.items()):
+        value = config_value(entry)
+        if entry.get("secret"):
+            if value is None:
+                raise RollbackError(f"the history holds no value for secret {key}; is the passphrase right?")
+            if key in current_config and str(current_plain.get(key)) == str(value):
+                config[key] = current_config[key]
+            else:
+                to_encrypt[key] = str(value)
+        else:
+            config[key] = value
+    document["config"] = config
+    return document, to_encrypt
+
+
+def restore(stack: str, target: Mapping[str, Any], plain_target: Mapping[str, Any]) -> Path:
+    path = ROOT / f"Pulumi.{stack}.yaml"
+    current = yaml.safe_load(path.read_text()) or {}
+    current_plain = {
+        k: v.get("objectValue", v.get("value")) if isinstance(v, Mapping) else v
+        for k, v in json.loads(pulumi(stack, "config", "--json", "--show-secrets", "--stack", stack)).items()
+    }
+    document, to_encrypt = restored_document(current, plain_target.get("config") or {}, current_plain)
+    header = (
+        f"# Restored by scripts/rollback.py from update {target['version']} ({target.get('startTime', '')}).\n"
+        "# Review and commit it, or fix forward; the next `up` deploys what this file says.\n"
+    )
+    path.write_text(header + yaml.safe_dump(document, sort_keys=False, default_flow_style=False))
+    for key, value in to_encrypt.items():
+        pulumi(stack, "config", "set", "--secret", key.split(":", 1)[1], "--stack", stack, stdin=value)
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stack", required=True, choices=("dev", "staging", "production"))
+    parser.add_argument("--to", type=int, metavar="VERSION", help="restore this update's configuration")
+    parser.add_argument("--yes", action="store_true", help="do not ask before the update")
+    args = parser.parse_args(argv)
+    try:
+        updates = history(args.stack)
+        print(render_history(updates))
+        if args.to is None:
+            return 0
+        target = choose(updates, args.to)
+        operations = pending_operations(args.stack)
+        if operations:
+            urns = ", ".join(str((op.get("resource") or {}).get("urn", "?")) for op in operations)
+            raise RollbackError(
+                f"stack '{args.stack}' has {len(operations)} pending operation(s) from an interrupted update "
+                f"({urns}); reconcile them first with `pulumi refresh --stack {args.stack}` (it offers to clear "
+                "them), then roll back"
+            )
+        current_version = max((int(u["version"]) for u in updates), default=0)
+        plain = next(u for u in history(args.stack, show_secrets=True) if int(u["version"]) == args.to)
+        path = restore(args.stack, target, plain)
+        print(f"\nrestored the configuration of version {args.to} into {path.name}; previewing:\n", flush=True)
+        subprocess.run([str(STACK_SH), "preview", args.stack], check=True)  # noqa: S603
+        if not args.yes:
+            answer = input(f"Roll '{args.stack}' back to version {args.to}? [y/N] ")
+            if answer.strip().lower() not in ("y", "yes"):
+                print(f"not deployed; {path.name} holds the restored configuration (git checkout to undo)")
+                return 1
+        message = f"rollback to version {args.to} (from version {current_version})"
+        subprocess.run([str(STACK_SH), "up", args.stack, "--message", message], check=True)  # noqa: S603
+        print(f"\n{message}: done")
+        return 0
+    except RollbackError as error:
+        print(f"rollback: {error}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as error:
+        print(f"rollback: `{' '.join(map(str, error.cmd))}` failed (exit {error.returncode})", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
