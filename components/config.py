@@ -745,15 +745,16 @@ BUILTIN_SERVICES: dict[str, dict[str, Any]] = {
 }
 
 
-def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], drop_nulls: bool = True) -> dict[str, Any]:
     """Merge mappings recursively; lists and scalars in `override` replace those in `base`, and a
-    null removes the key (as in Helm values), so a stack can drop a built-in env var or credential."""
+    null removes the key (as in Helm values), so a stack can drop a built-in env var or credential.
+    With drop_nulls=False a null is kept as a value (an edit of a stack file that says null)."""
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if value is None:
+        if value is None and drop_nulls:
             merged.pop(key, None)
         elif isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = deep_merge(merged[key], value)
+            merged[key] = deep_merge(merged[key], value, drop_nulls)
         else:
             merged[key] = copy.deepcopy(value)
     return merged

@@ -23,6 +23,8 @@ from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
+from components.config import deep_merge
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "support-platform"
 STACKS = ("dev", "staging", "production")
@@ -73,7 +75,6 @@ class ProgramRun:
     outputs: dict[str, Any]
     secret_outputs: set[str]
     error: BaseException | None
-    rendered_secret_values: set[str]
 
     def of_type(self, kind: str) -> list[RecordedResource]:
         return [r for r in self.resources if kind in (r.type, r.kind)]
@@ -153,13 +154,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 def overlay(base: Mapping[str, Any], patch: Mapping[str, Any]) -> dict[str, Any]:
     """Patch a stack file's value the way a user edits it: nested maps merge, and a null stays a
     null (the program reads it as "drop the built-in value")."""
-    merged = copy.deepcopy(dict(base))
-    for key, value in patch.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
-            merged[key] = overlay(merged[key], value)
-        else:
-            merged[key] = copy.deepcopy(value)
-    return merged
+    return deep_merge(base, patch, drop_nulls=False)
 
 
 def _scalar_config(value: Any) -> str:
@@ -256,7 +251,6 @@ def run_program(
         outputs=outputs,
         secret_outputs=secret_outputs,
         error=error,
-        rendered_secret_values=set(),
     )
 
 

@@ -117,6 +117,14 @@ def test_every_object_has_recommended_labels_and_explicit_names(run: ProgramRun)
             assert meta["namespace"] == "support-app", resource.name
 
 
+def test_objects_in_the_namespace_are_created_after_it(run: ProgramRun) -> None:
+    # A cluster rejects objects in a namespace that does not exist yet.
+    namespace = run.by_object_name("Namespace", "support-app").urn
+    for resource in kubernetes_objects(run):
+        if resource.kind != "Namespace":
+            assert namespace in resource.depends_on, resource.name
+
+
 def test_resources_are_children_of_typed_components(run: ProgramRun) -> None:
     components = {r.type for r in run.resources if not r.custom}
     assert {
