@@ -168,7 +168,20 @@ class TargetSettings(_Strict):
     context: str | None = None
     """Cluster mode: the kubeconfig context to deploy to."""
     kubeconfig: str | None = None
-    """Cluster mode: kubeconfig path or contents; default: the usual kubeconfig lookup."""
+    """Cluster mode: path of the kubeconfig file; default: the usual lookup ($KUBECONFIG, ~/.kube/config)."""
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _path_not_contents(cls, value: str | None) -> str | None:
+        # Contents carry credentials and this key is committed in plaintext: only a path belongs here.
+        if value is not None and ("\n" in value or "apiVersion" in value or "client-key-data" in value):
+            raise PydanticCustomError(
+                "format",
+                "looks like kubeconfig contents, which hold credentials and would be committed in plaintext; "
+                "give the path of the file instead (or leave it out and set KUBECONFIG)",
+                {},
+            )
+        return value
 
     @model_validator(mode="after")
     def _mode_fields(self) -> TargetSettings:
@@ -230,7 +243,8 @@ class Endpoint(_Strict):
         if (self.namespace is None) == (self.cidr is None):
             raise _cross_field(
                 "namespace",
-                "give exactly one of namespace (in-cluster service) or cidr (external service)",
+                "give exactly one of namespace (in-cluster service) or cidr (external service); "
+                "`namespace: null` drops the default namespace",
             )
         return self
 
@@ -300,8 +314,9 @@ class LlmEgressSettings(_Strict):
 
     cidr: Cidr = "0.0.0.0/0"
     """Where services that connect to 'llm' may send traffic."""
-    except_cidrs: list[Cidr] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"]
-    """Ranges excluded from that egress (the cluster's private networks and metadata endpoint)."""
+    except_cidrs: list[Cidr] = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"]
+    """Ranges excluded from that egress: private and carrier-grade NAT networks (where cluster pod and
+    service ranges live) and the link-local metadata endpoint."""
     ports: list[Port] = [443]
     """Ports of the LLM API."""
 
@@ -495,7 +510,10 @@ class ServiceSettings(_Strict):
         if value is None:
             return value
         # A field check, not a model check: reported even when other fields of the service are wrong.
-        if (info.context or {}).get("environment") == "production" and not _DIGEST.search(value):
+        # `enabled` is declared before `image`, so it is already in info.data; a disabled service
+        # deploys nothing and needs no digest.
+        enabled = info.data.get("enabled", True)
+        if enabled and (info.context or {}).get("environment") == "production" and not _DIGEST.search(value):
             raise PydanticCustomError(
                 "image",
                 "production requires an image pinned by digest, got '{value}'; use repository@sha256:<digest>",
@@ -532,7 +550,6 @@ class ServiceSettings(_Strict):
     def _consistent(self, info: ValidationInfo) -> ServiceSettings:
         if self.enabled and (self.image is None) == (self.build is None):
             raise _cross_field("image", "give exactly one of image (a pinned reference) or build (a build context)")
-        environment = (info.context or {}).get("environment")
         if "http" not in self.ports:
             raise _cross_field("ports", "a port named 'http' is required (probes and the Service use it)")
         numbers = list(self.ports.values())
@@ -561,9 +578,8 @@ class ServiceSettings(_Strict):
         overlap = sorted(set(self.env) & set(self.secret_env))
         if overlap:
             raise _cross_field("env", "{names} set in both env and secretEnv; keep one", names=", ".join(overlap))
-        minimum = self.autoscaling.min_replicas
-        if environment == "production" and self.autoscaling.enabled and minimum is not None and minimum < 2:
-            raise _cross_field("autoscaling.minReplicas", "production needs minReplicas >= 2 to survive a node drain")
+        if self.enabled:
+            _production_min_replicas(self.autoscaling, info)
         return self
 
     @property
@@ -582,11 +598,24 @@ class ServiceSettings(_Strict):
         return self.replicas
 
 
+def _production_min_replicas(autoscaling: AutoscalingSettings, info: ValidationInfo) -> None:
+    minimum = autoscaling.min_replicas
+    if (info.context or {}).get("environment") == "production" and autoscaling.enabled and (minimum or 2) < 2:
+        raise _cross_field("autoscaling.minReplicas", "production needs minReplicas >= 2 to survive a node drain")
+
+
 class AppDefaults(_Strict):
     replicas: Annotated[int, Field(ge=1)] = 1
     """Replicas of every service that sets none."""
     autoscaling: AutoscalingSettings = AutoscalingSettings(enabled=False)
     """Autoscaling of every service; a service's own keys are merged over it."""
+
+    @model_validator(mode="after")
+    def _production(self, info: ValidationInfo) -> AppDefaults:
+        # Checked here too so that the problem is reported where it was written (the copies every
+        # service inherits are then folded into this one line).
+        _production_min_replicas(self.autoscaling, info)
+        return self
 
 
 class AppSettings(_Strict):
@@ -912,6 +941,9 @@ def load_settings(
         raw["environment"] = stack
     environment = raw.get("environment")
     raw["app"] = _with_service_defaults(raw.get("app", {}))
+    if isinstance(raw.get("data"), Mapping):
+        # Like services: a stack states only what differs from the default endpoints.
+        raw["data"] = deep_merge(DataSettings().model_dump(by_alias=True, exclude_none=True), raw["data"])
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(raw, context={"environment": environment})

@@ -48,12 +48,24 @@ def pulumi(stack: str, *args: str, stdin: str | None = None) -> str:
     return proc.stdout
 
 
+def numbered(updates: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Updates oldest first, each with a version number.
+
+    Pulumi Cloud numbers updates; the file and bucket backends record none (every entry says 0) and
+    list the newest first, so there the number is the position in history, oldest = 1, the same
+    numbering `pulumi stack history` shows for a cloud stack.
+    """
+    if updates and all(int(u.get("version") or 0) == 0 for u in updates):
+        return [{**u, "version": len(updates) - i} for i, u in enumerate(updates)][::-1]
+    return sorted(updates, key=lambda u: int(u["version"]))
+
+
 def history(stack: str, show_secrets: bool = False) -> list[dict[str, Any]]:
-    args = ["stack", "history", "--json", "--stack", stack]
+    # --page-size 0: every update, not the CLI's default last ten.
+    args = ["stack", "history", "--json", "--page-size", "0", "--stack", stack]
     if show_secrets:
         args.append("--show-secrets")
-    updates: list[dict[str, Any]] = json.loads(pulumi(stack, *args) or "[]")
-    return sorted(updates, key=lambda u: int(u["version"]))
+    return numbered(json.loads(pulumi(stack, *args) or "[]"))
 
 
 def config_value(entry: Mapping[str, Any]) -> Any:
@@ -126,6 +138,9 @@ def restored_document(
         if entry.get("secret"):
             if value is None:
                 raise RollbackError(f"the history holds no value for secret {key}; is the passphrase right?")
+            if "objectValue" in entry:
+                # The settings keep secrets in plain top-level keys; a secret object is not ours to guess.
+                raise RollbackError(f"{key} is a secret object; restore it by hand with `pulumi config set --path`")
             if key in current_config and str(current_plain.get(key)) == str(value):
                 config[key] = current_config[key]
             else:

@@ -29,34 +29,51 @@ if ! command -v pulumi >/dev/null 2>&1; then
   export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true PULUMI_IGNORE_AMBIENT_PLUGINS=true
 fi
 
-# State stays inside the project unless the caller chose a backend.
+# State stays inside the project unless the caller chose a backend. Shared stacks only preview
+# that way: changing staging or production against a checkout's private state (an unset CI secret
+# reads as empty) would deploy with no record the team can see.
 if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
+  case "$stack:$action" in
+    dev:*|*:preview|*:preview-json) ;;
+    *) echo "error: '$action' on stack '$stack' needs the team's state backend: set PULUMI_BACKEND_URL" >&2
+       exit 1 ;;
+  esac
   mkdir -p "$root/.pulumi-state"
   export PULUMI_BACKEND_URL="file://$root/.pulumi-state"
 fi
 
 # dev's passphrase protects nothing real (its secrets are generated for a render); staging and
-# production must bring their own, so a forgotten variable never creates a weakly keyed stack.
+# production must bring their own, so a forgotten (or empty) variable never keys a stack weakly.
+has_provider=false
+grep -q '^secretsprovider:' "Pulumi.$stack.yaml" && has_provider=true
 if [ "$stack" = dev ]; then
-  export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE-dev-only-not-a-secret}"
-elif [ -z "${PULUMI_CONFIG_PASSPHRASE+set}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] \
-     && ! grep -q '^secretsprovider:' "Pulumi.$stack.yaml"; then
+  export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-dev-only-not-a-secret}"
+elif [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] \
+     && [ "$has_provider" = false ]; then
   echo "error: stack '$stack' needs its secrets passphrase: export PULUMI_CONFIG_PASSPHRASE (or" \
        "PULUMI_CONFIG_PASSPHRASE_FILE), or move it to a cloud secrets provider with" \
        "'pulumi stack change-secrets-provider'" >&2
   exit 1
 fi
 
-# A render run must never reach a cluster a stray kubeconfig points at.
-[ "$stack" = dev ] && unset KUBECONFIG
+if [ "$stack" = dev ]; then
+  # A render run must never reach a cluster a stray kubeconfig points at, and the rendered Secrets
+  # hold the dev stack's generated credentials in plaintext: owner-only from the first file.
+  unset KUBECONFIG
+  umask 077
+fi
 
-pulumi stack select "$stack" --create --secrets-provider passphrase >/dev/null
+# A stack file that names a secrets provider keeps it; only a new stack defaults to the passphrase.
+select=(stack select "$stack" --create)
+[ "$has_provider" = true ] || select+=(--secrets-provider passphrase)
+pulumi "${select[@]}" >/dev/null
 
 policy=(--policy-pack "$root/policies" --policy-pack-config "$root/policies/config/$stack.json")
 case "$action" in
   up)      pulumi up --yes --stack "$stack" "${policy[@]}" "$@" ;;
   preview) pulumi preview --diff --stack "$stack" "${policy[@]}" "$@" ;;
-  preview-json) pulumi preview --json --stack "$stack" "${policy[@]}" "$@" ;;
+  # --event-log (policy findings are not in the JSON digest) exists only with debug commands on.
+  preview-json) PULUMI_DEBUG_COMMANDS=true pulumi preview --json --stack "$stack" "${policy[@]}" "$@" ;;
   destroy) pulumi destroy --yes --stack "$stack" "$@" ;;
   refresh) pulumi refresh --yes --stack "$stack" "$@" ;;
   history) pulumi stack history --stack "$stack" "$@" ;;
@@ -65,9 +82,8 @@ case "$action" in
 esac
 
 if [ "$action" = up ] && [ "$stack" = dev ]; then
-  # Rendered Secrets hold the dev stack's generated credentials in plaintext: owner-only.
   rendered=$(pulumi stack output renderDirectory --stack dev)
-  chmod -R go-rwx "$rendered"
+  chmod -R go-rwx "$rendered"  # files rendered before umask 077 was set here
   count=$(find "$rendered" -name '*.yaml' | wc -l)
   echo "rendered $count manifests to $root/$rendered"
 fi

@@ -433,7 +433,9 @@ def test_api_policy_allows_exactly_the_declared_connections(run: ProgramRun) -> 
     ]
     llm = next(r for r in api["egress"] if "ipBlock" in r["to"][0])
     # The LLM egress reaches public addresses only, never the cluster's private ranges.
-    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"} <= set(llm["to"][0]["ipBlock"]["except"])
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"} <= set(
+        llm["to"][0]["ipBlock"]["except"]
+    )
 
 
 def test_web_policy_allows_the_edge_in_and_only_the_api_out(run: ProgramRun) -> None:
@@ -460,7 +462,7 @@ def test_enabling_a_worker_derives_its_connections() -> None:
 def test_external_data_service_is_reached_by_cidr() -> None:
     run = run_with(
         "dev",
-        data={"postgres": {"host": "db.internal.example.com", "port": 5433, "cidr": "10.20.0.0/16"}},
+        data={"postgres": {"host": "db.internal.example.com", "port": 5433, "namespace": None, "cidr": "10.20.0.0/16"}},
     )
     api = policy(run, "api")
     assert ("cidr", "10.20.0.0/16", ["5433"]) in peers(api["egress"], "to")

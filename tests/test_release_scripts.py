@@ -210,6 +210,22 @@ def test_restored_document_keeps_unchanged_ciphertext_and_re_encrypts_changed_se
     assert "sk-old" not in json.dumps(document)
 
 
+def test_file_backend_history_is_numbered_by_position_oldest_first() -> None:
+    # The file backend lists the newest update first and records version 0 for every entry.
+    newest_first = [{**update(3, image="api:1.6.0"), "version": 0}, {**update(2), "version": 0}]
+    listed = rollback.numbered([*newest_first, {**update(1), "version": 0}])
+    assert [u["version"] for u in listed] == [1, 2, 3]
+    assert "api:1.6.0" in rollback.image_versions(listed[-1]["config"])
+    # Numbered history (Pulumi Cloud) keeps its own numbers.
+    assert [u["version"] for u in rollback.numbered([update(7), update(5)])] == [5, 7]
+
+
+def test_a_secret_object_is_not_guessed_at() -> None:
+    target = {"support-platform:app": {"value": "{}", "objectValue": {}, "secret": True}}
+    with pytest.raises(rollback.RollbackError, match="secret object"):
+        rollback.restored_document({"config": {}}, target, {})
+
+
 def test_restore_needs_the_secret_values_of_the_target() -> None:
     target = {"support-platform:llmApiKey": {"secret": True}}
     with pytest.raises(rollback.RollbackError, match="no value for secret support-platform:llmApiKey"):

@@ -19,7 +19,7 @@ from components.config import (
     memory_bytes,
 )
 from scripts.export_schema import README_PATH, SCHEMA_PATH, readme_with_reference, render
-from tests.harness import ROOT, STACKS
+from tests.harness import ROOT, STACKS, overlay
 
 RENDER = {"mode": "render", "renderDirectory": "rendered/dev"}
 IMAGES = {"services": {"api": {"image": "ghcr.io/a/api:1.0"}, "web": {"image": "ghcr.io/a/web:1.0"}}}
@@ -110,8 +110,39 @@ def test_unknown_key_lists_the_keys_allowed_there() -> None:
 def test_endpoint_is_in_cluster_or_external_never_both() -> None:
     (problem,) = problems(data={"redis": {"host": "r", "port": 6379, "namespace": "d", "cidr": "10.0.0.0/8"}})
     assert problem.path == "support-platform:data.redis.namespace"
-    (problem,) = problems(data={"chroma": {"host": "c", "port": 8000, "cidr": "not-a-cidr"}})
+    assert "`namespace: null` drops the default" in problem.message
+    (problem,) = problems(data={"chroma": {"host": "c", "port": 8000, "namespace": None, "cidr": "not-a-cidr"}})
     assert problem.path == "support-platform:data.chroma.cidr" and "not a CIDR block" in problem.message
+
+
+def test_a_partial_endpoint_override_keeps_the_other_defaults() -> None:
+    data = load(
+        data={"postgres": {"port": 6432}, "redis": {"host": "db.example.com", "namespace": None, "cidr": "10.9.0.0/16"}}
+    ).data
+    assert (data.postgres.host, data.postgres.port) == ("postgres.support-data.svc.cluster.local", 6432)
+    assert (data.redis.host, data.redis.namespace, data.redis.cidr) == ("db.example.com", None, "10.9.0.0/16")
+    assert data.chroma.port == 8000
+
+
+def test_kubeconfig_takes_a_path_never_contents() -> None:
+    cluster = {"mode": "cluster", "context": "ctx", "kubeconfig": "apiVersion: v1\nclusters: []"}
+    (problem,) = problems("dev", target=cluster)
+    assert problem.path == "support-platform:target.kubeconfig" and "give the path of the file" in problem.message
+    assert load("dev", target={**cluster, "kubeconfig": "/etc/support/kubeconfig"}).target.kubeconfig
+
+
+def test_a_disabled_service_needs_no_digest_in_production() -> None:
+    digest = "@sha256:" + "b" * 64
+    app = overlay(IMAGES, {"services": {"agent": {"enabled": False, "image": "ghcr.io/a/agent:1.0"}}})
+    app["services"]["api"]["image"] = "ghcr.io/a/api" + digest
+    app["services"]["web"]["image"] = "ghcr.io/a/web" + digest
+    settings = load(
+        "production",
+        target={"mode": "cluster", "context": "ctx"},
+        edge={"hosts": ["support.example.com"], "tlsIssuer": "le"},
+        app=app,
+    )
+    assert settings.app.services["agent"].image == "ghcr.io/a/agent:1.0"
 
 
 def test_production_autoscaling_needs_two_replicas_minimum() -> None:
@@ -125,7 +156,10 @@ def test_production_autoscaling_needs_two_replicas_minimum() -> None:
         edge={"hosts": ["support.example.com"], "tlsIssuer": "le"},
         app=app,
     )
-    assert "support-platform:app.services.api.autoscaling.minReplicas" in {p.path for p in found}
+    # Reported once, where it was written, not once per inheriting service.
+    assert [p.path for p in found if "minReplicas" in p.path] == [
+        "support-platform:app.defaults.autoscaling.minReplicas"
+    ]
 
 
 @pytest.mark.parametrize(("value", "millicores"), [("250m", 250), ("1", 1000), ("0.5", 500), ("2", 2000)])
