@@ -35,13 +35,8 @@ class WorkloadIdentity:
     optional_secret_env: frozenset[str] = frozenset()
 
 
-def metadata(
-    name: str, namespace: str, labels: dict[str, str], annotations: dict[str, str] | None = None
-) -> dict[str, Any]:
-    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels)}
-    if annotations:
-        meta["annotations"] = dict(annotations)
-    return meta
+def metadata(name: str, namespace: str, labels: dict[str, str]) -> dict[str, Any]:
+    return {"name": name, "namespace": namespace, "labels": dict(labels)}
 
 
 def volume_name(path: str) -> str:

@@ -45,31 +45,28 @@ class Project:
     root: Path
     env: dict[str, str]
 
-    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run(
-            [str(self.root / "scripts" / "stack.sh"), *args],
+    def execute(
+        self, command: list[str], stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command,
             cwd=self.root,
-            env=self.env,
+            env=self.env if env is None else env,
             input=stdin,
             capture_output=True,
             text=True,
             check=False,
         )
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = self.execute([str(self.root / "scripts" / "stack.sh"), *args], stdin)
         if check:
             output = f"{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
             assert proc.returncode == 0, f"stack.sh {' '.join(args)} failed:\n{output}"
         return proc
 
     def script(self, name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(self.root / "scripts" / name), *args],
-            cwd=self.root,
-            env=self.env,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        return self.execute([sys.executable, str(self.root / "scripts" / name), *args], stdin)
 
     def edit_stack(self, stack: str, key: str, update: Any) -> None:
         path = self.root / f"Pulumi.{stack}.yaml"
@@ -171,14 +168,7 @@ def test_a_config_that_breaks_a_rule_fails_preview_with_the_policy_message(proje
 def test_staging_refuses_to_run_without_its_passphrase(project: Project) -> None:
     env = dict(project.env)
     env.pop("PULUMI_CONFIG_PASSPHRASE")
-    proc = subprocess.run(
-        [str(project.root / "scripts" / "stack.sh"), "preview", "staging"],
-        cwd=project.root,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    proc = project.execute([str(project.root / "scripts" / "stack.sh"), "preview", "staging"], env=env)
     assert proc.returncode == 1
     assert "needs its secrets passphrase" in proc.stderr
 
