@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# Make the pinned Pulumi engine available, building it from Go modules only (no installer, no
-# plugin downloads). Idempotent; a warm run only checks stamp files.
+# Make the pinned Pulumi engine available without the installer or plugin downloads: the CLI and the
+# kubernetes provider are built from Go modules; the Python language host and the random and docker
+# providers, whose modules some proxies refuse, come from prebuilt pieces (../shared/engine beside the
+# project, or $SUPPORT_PLATFORM_ENGINE_PIECES), sha256-checked, else are built from Go modules too.
+# Idempotent; a warm run only checks stamp files.
 #
 #   PATH="$(scripts/engine/ensure-engine.sh):$PATH"
 #
@@ -26,25 +29,34 @@ PULUMI_CLIPBOARD_REPLACE=github.com/atotto/clipboard=github.com/tgummerer/clipbo
 # The Python language host is its own module without tags: pin the commit of tag v3.259.0.
 PYTHON_HOST_MODULE=github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3
 PYTHON_HOST_REF=0ac56e876614
-# Provider modules (provider/ directories) have no usable tags: pin the release commits.
-K8S_VERSION=4.32.0
+PYTHON_HOST_PIECE=pulumi-language-python-v3.259.0-linux-amd64.xz
+PYTHON_HOST_SHA256=2c2529af464fe60d229a4cb15a2c57f79e85bfc35f999b44dbca7a165a61e58c
+# Provider modules (provider/ directories) have no usable tags: pin the release commits. The
+# kubernetes one is the full pseudo-version of tag v4.25.0 (proxies refuse the short commit); its
+# go.mod requires sdk/v4 v4.24.0, which -mod=mod resolves.
+K8S_VERSION=4.25.0
 K8S_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
-K8S_REF=a03ff6ba58d2
-K8S_SDK_REQUIRE=github.com/pulumi/pulumi-kubernetes/sdk/v4@v4.32.0
+K8S_REF=v4.0.0-20260115033456-f47bc2d6f199
 RANDOM_VERSION=4.21.1
 RANDOM_MODULE=github.com/pulumi/pulumi-random/provider/v4
 RANDOM_REF=f2d8b029d0f7
 RANDOM_SHIM_MODULE=github.com/pulumi/pulumi-random/provider/shim
+RANDOM_PIECE=pulumi-resource-random-v4.21.1-linux-amd64.xz
+RANDOM_SHA256=fe5d0eb1d28cb4bff2395a3191373575fbe3ac248b93d62de5dc4ce080032d2f
 DOCKER_VERSION=5.1.0
 DOCKER_MODULE=github.com/pulumi/pulumi-docker/provider/v5
 DOCKER_REF=e944612c4c97
 DOCKER_UPSTREAM_MODULE=github.com/kreuzwerker/terraform-provider-docker
 DOCKER_UPSTREAM_REF=5074970c71ce
+DOCKER_PIECE=pulumi-resource-docker-v5.1.0-linux-amd64.xz
+DOCKER_SHA256=e81f893c410b83f55dafaa8b56917eec50e06731b5f278b9c370d2ee8bdc59c6
 # ---- end pins ----
 # Bump when the build steps below change in a way that must invalidate built binaries.
-RECIPE_REVISION=1
+RECIPE_REVISION=2
 
 SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")"
+PROJECT_ROOT="$(cd "$(dirname "$SCRIPT_PATH")/../.." && pwd -P)"
+PIECES_DIR="${SUPPORT_PLATFORM_ENGINE_PIECES:-$PROJECT_ROOT/../shared/engine}"
 CACHE_ROOT="${SUPPORT_PLATFORM_ENGINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/support-platform/engine}"
 VERSION_DIR="$CACHE_ROOT/$PULUMI_VERSION"
 BIN_DIR="$VERSION_DIR/bin"
@@ -79,7 +91,11 @@ is_fresh() { # name key file...
 }
 
 go_env_setup() {
-    command -v go >/dev/null 2>&1 || die "go is not on PATH; it is needed to build the engine"
+    if ! command -v go >/dev/null 2>&1; then
+        log "go is not on PATH; it is needed to build the engine"
+        explain_missing cli kubernetes
+        exit 1
+    fi
     export CGO_ENABLED=0
     export GOTOOLCHAIN=local
     export GOFLAGS=-modcacherw
@@ -148,6 +164,23 @@ finish() { # name key staged_file...: move staged binaries into bin and write th
     for f in "$@"; do mv -f "$WORK_DIR/$name/out/$f" "$BIN_DIR/$f" || return 1; done
     printf '%s\n' "$key" >"$STAMP_DIR/$name"
     rm -rf "${WORK_DIR:?}/$name"
+}
+
+# What to do when a piece can be neither found nor built.
+explain_missing() { # failed component names...
+    log "missing: $*"
+    local name
+    for name in "$@"; do
+        case "$name" in
+            python-host|random|docker)
+                log "  $name: no prebuilt piece in $PIECES_DIR (set SUPPORT_PLATFORM_ENGINE_PIECES to the folder" \
+                    "holding $PYTHON_HOST_PIECE, $RANDOM_PIECE and $DOCKER_PIECE) and the module proxy did not serve it" ;;
+            *) log "  $name: the module proxy did not serve it (is GOPROXY reachable?)" ;;
+        esac
+    done
+    log "or install the official Pulumi CLI $PULUMI_VERSION (https://www.pulumi.com/docs/install/), put it on PATH," \
+        "and install its plugins: pulumi plugin install resource kubernetes $K8S_VERSION;" \
+        "pulumi plugin install resource random $RANDOM_VERSION; pulumi plugin install resource docker $DOCKER_VERSION"
 }
 
 CLI_LDFLAGS="-X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=$PULUMI_VERSION"
@@ -287,6 +320,59 @@ GO
         "$w/go.mod"
 }
 
+# ---- prebuilt pieces ----
+piece_path() { # PIECE_FILE -> path if that piece is present
+    [[ -f "$PIECES_DIR/$1" ]] && printf '%s\n' "$PIECES_DIR/$1"
+}
+
+# Unpack one xz piece into bin, refusing it unless the unpacked binary has the pinned sha256.
+unpack_piece() { # piece_file sha256 binary_name
+    local src dest tmp actual
+    src="$(piece_path "$1")" || return 1
+    dest="$BIN_DIR/$3"
+    tmp="$(mktemp "$BIN_DIR/.$3.XXXXXX")"
+    if command -v xz >/dev/null 2>&1; then
+        xz -dc "$src" >"$tmp" || { rm -f "$tmp"; log "cannot unpack $src"; return 1; }
+    else
+        python3 -c 'import lzma, shutil, sys
+with lzma.open(sys.argv[1]) as s, open(sys.argv[2], "wb") as d: shutil.copyfileobj(s, d)' "$src" "$tmp" ||
+            { rm -f "$tmp"; log "cannot unpack $src"; return 1; }
+    fi
+    actual="$(sha256sum "$tmp" | cut -d' ' -f1)"
+    if [[ "$actual" != "$2" ]]; then
+        rm -f "$tmp"
+        log "sha256 mismatch for $src: got $actual, pinned $2; refusing it"
+        return 1
+    fi
+    chmod 0755 "$tmp"
+    mv -f "$tmp" "$dest"
+}
+
+install_python_host_piece() {
+    local key
+    key="$(component_key PYTHON_HOST)"
+    is_fresh python-host "$key" pulumi-language-python pulumi-language-python-exec && return 0
+    log "installing pulumi-language-python $PULUMI_VERSION from $PIECES_DIR"
+    unpack_piece "$PYTHON_HOST_PIECE" "$PYTHON_HOST_SHA256" pulumi-language-python || return 1
+    # The host runs this script with the stack's Python; it ships in the sdk module, which proxies serve.
+    local sdk logf="$LOG_DIR/python-host.log"
+    : >"$logf"
+    sdk="$(cd "$WORK_DIR" && fetch_module "$PULUMI_SDK_MODULE" "$PULUMI_VERSION" 2>>"$logf")" ||
+        { show_log_tail "$logf"; return 1; }
+    install -m 0755 "${sdk#* }/python/cmd/pulumi-language-python-exec" "$BIN_DIR/pulumi-language-python-exec" ||
+        return 1
+    printf '%s\n' "$key" >"$STAMP_DIR/python-host"
+}
+
+install_provider_piece() { # name piece sha256 pin_prefix
+    local name="$1" key
+    key="$(component_key "$4")"
+    is_fresh "$name" "$key" "pulumi-resource-$name" && return 0
+    log "installing pulumi-resource-$name from $PIECES_DIR"
+    unpack_piece "$2" "$3" "pulumi-resource-$name" || return 1
+    printf '%s\n' "$key" >"$STAMP_DIR/$name"
+}
+
 # Install a resource plugin into $PULUMI_HOME unless `pulumi plugin ls` lists that exact version
 # (and the installed binary is the one built here).
 ensure_plugin_installed() { # pulumi listing name version
@@ -332,26 +418,39 @@ main() {
         local failed=() t0=$SECONDS t
         if ((own)); then
             t=$SECONDS; build_cli || failed+=(cli); log "cli: $((SECONDS - t))s"
-            t=$SECONDS; build_python_host || failed+=(python-host); log "python-host: $((SECONDS - t))s"
+            t=$SECONDS
+            if piece_path "$PYTHON_HOST_PIECE" >/dev/null; then
+                install_python_host_piece || failed+=(python-host)
+            else
+                build_python_host || failed+=(python-host)
+            fi
+            log "python-host: $((SECONDS - t))s"
         fi
         t=$SECONDS
-        build_provider kubernetes "$K8S_VERSION" "$K8S_MODULE" "$K8S_REF" K8S "$K8S_SDK_REQUIRE" ||
-            failed+=(kubernetes)
+        build_provider kubernetes "$K8S_VERSION" "$K8S_MODULE" "$K8S_REF" K8S || failed+=(kubernetes)
         log "kubernetes: $((SECONDS - t))s"
         t=$SECONDS
-        build_provider random "$RANDOM_VERSION" "$RANDOM_MODULE" "$RANDOM_REF" RANDOM || failed+=(random)
+        if piece_path "$RANDOM_PIECE" >/dev/null; then
+            install_provider_piece random "$RANDOM_PIECE" "$RANDOM_SHA256" RANDOM || failed+=(random)
+        else
+            build_provider random "$RANDOM_VERSION" "$RANDOM_MODULE" "$RANDOM_REF" RANDOM || failed+=(random)
+        fi
         log "random: $((SECONDS - t))s"
         t=$SECONDS
-        build_provider docker "$DOCKER_VERSION" "$DOCKER_MODULE" "$DOCKER_REF" DOCKER || failed+=(docker)
+        if piece_path "$DOCKER_PIECE" >/dev/null; then
+            install_provider_piece docker "$DOCKER_PIECE" "$DOCKER_SHA256" DOCKER || failed+=(docker)
+        else
+            build_provider docker "$DOCKER_VERSION" "$DOCKER_MODULE" "$DOCKER_REF" DOCKER || failed+=(docker)
+        fi
         log "docker: $((SECONDS - t))s"
         log "build total: $((SECONDS - t0))s"
         if ((${#failed[@]})); then
             # A module proxy that filters what it serves answers 403 "not available" for the pinned
             # commits: name that cause instead of leaving it buried in the logs.
             if grep -qs "403 Forbidden" "$LOG_DIR"/*.log; then
-                log "the Go module proxy refused some pinned module versions (403, 'not available');" \
-                    "this machine's proxy does not serve them: see $LOG_DIR"
+                log "the Go module proxy refused some pinned module versions (403, 'not available'): see $LOG_DIR"
             fi
+            explain_missing "${failed[@]}"
             die "could not build: ${failed[*]}"
         fi
     fi

@@ -1,0 +1,112 @@
+"""Fixtures of the engine suite: the pinned engine and a private copy of the project per test.
+
+Each test works on a copy of the project in a temporary directory (its own state, its own
+rendered/dev), with the pinned engine from scripts/engine/ensure-engine.sh.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.harness import TEST_SECRETS
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
+PROJECT_DIRS = ("components", "policies", "scripts")
+PASSPHRASE = "e2e-test-passphrase"
+
+
+@pytest.fixture(scope="session")
+def engine_bin() -> Path:
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "engine" / "ensure-engine.sh")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"engine build failed:\n{proc.stderr[-4000:]}"
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@dataclass
+class Project:
+    root: Path
+    env: dict[str, str]
+
+    def execute(
+        self, command: list[str], stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            command,
+            cwd=self.root,
+            env=self.env if env is None else env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    def run(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
+        proc = self.execute([str(self.root / "scripts" / "stack.sh"), *args], stdin)
+        if check:
+            output = f"{proc.stdout[-6000:]}\n{proc.stderr[-4000:]}"
+            assert proc.returncode == 0, f"stack.sh {' '.join(args)} failed:\n{output}"
+        return proc
+
+    def script(self, name: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.execute([sys.executable, str(self.root / "scripts" / name), *args], stdin)
+
+    def edit_stack(self, stack: str, key: str, update: Any) -> None:
+        path = self.root / f"Pulumi.{stack}.yaml"
+        document = yaml.safe_load(path.read_text())
+        full = f"support-platform:{key}"
+        document["config"][full] = update(document["config"].get(full))
+        path.write_text(yaml.safe_dump(document, sort_keys=False))
+
+    def set_secrets(self, stack: str) -> None:
+        for key in ("llmApiKey", "alertWebhookUrl"):
+            self.run("run", stack, "config", "set", "--secret", key, "--stack", stack, stdin=TEST_SECRETS[key])
+
+    def rendered(self) -> dict[str, bytes]:
+        base = self.root / "rendered" / "dev"
+        return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.yaml"))}
+
+    def history(self, stack: str) -> list[dict[str, Any]]:
+        out = self.run("run", stack, "stack", "history", "--json", "--stack", stack).stdout
+        updates: list[dict[str, Any]] = json.loads(out)
+        return sorted(updates, key=lambda u: int(u["version"]))
+
+
+@pytest.fixture
+def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in PROJECT_FILES:
+        shutil.copy2(ROOT / name, root / name)
+    for name in PROJECT_DIRS:
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("venv", "__pycache__"), symlinks=True)
+    # The program and the policy pack run in the project's own virtualenv.
+    (root / "venv").symlink_to(ROOT / "venv")
+    if (ROOT / "policies" / "venv").exists():
+        (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.pop("KUBECONFIG", None)
+    env.update(
+        PATH=f"{engine_bin}{os.pathsep}{env.get('PATH', '')}",
+        PULUMI_BACKEND_URL=f"file://{tmp_path / 'state'}",
+        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
+        # Previews of cluster stacks must not find a real cluster through an ambient kubeconfig.
+        KUBECONFIG=str(tmp_path / "no-kubeconfig"),
+    )
+    if "PULUMI_HOME" in os.environ:
+        env["PULUMI_HOME"] = os.environ["PULUMI_HOME"]
+    (tmp_path / "state").mkdir()
+    yield Project(root, env)
