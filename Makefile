@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv test lint unit e2e snapshot schema up preview destroy clean
+.PHONY: help venv test lint unit e2e bench snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -33,8 +33,8 @@ lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), w
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy components policies scripts
 	"$$(scripts/go-tool.sh actionlint)" -no-color -oneline
-	@if command -v shellcheck >/dev/null; then shellcheck scripts/*.sh scripts/engine/*.sh .ci/run; \
-	 else echo "shellcheck not installed: shell scripts not linted (apt-get install shellcheck)"; fi
+	scripts/system-deps.sh shellcheck=shellcheck
+	shellcheck scripts/*.sh scripts/*/*.sh .ci/run
 
 unit: venv ## the pytest suite: mocks, settings, snapshots, policies (no cluster, no Pulumi CLI)
 	$(BIN)/python -m pytest -q -m "not engine"
@@ -42,7 +42,10 @@ unit: venv ## the pytest suite: mocks, settings, snapshots, policies (no cluster
 e2e: venv policies/venv/.installed ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
 	$(BIN)/python -m pytest -q -m engine tests/e2e
 
-test: lint unit ## everything CI runs: lint, then the whole test suite
+test: lint unit e2e ## everything CI runs: lint, the unit suite, then the engine suite (builds the engine once)
+
+bench: venv policies/venv/.installed ## print median preview times of production (with/without the pack, floor) and a warm make up
+	$(BIN)/python scripts/bench.py
 
 snapshot: venv ## accept the current per-stack snapshots after an intended change (review the diff)
 	$(BIN)/python -m pytest -q tests/test_snapshot.py --snapshot-update

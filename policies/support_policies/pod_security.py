@@ -171,9 +171,10 @@ def check_apparmor(subject: Subject, _: Settings) -> Iterator[Finding]:
                 "an unconfined AppArmor profile disables the runtime's default confinement",
                 "set appArmorProfile.type to RuntimeDefault (or Localhost with a reviewed profile)",
             )
-    for key, value in pod.annotations.items():
-        if not key.startswith(APPARMOR_ANNOTATION_PREFIX):
-            continue
+    # Read only the AppArmor annotations: other values (a checksum of secrets, say) may be unknown
+    # during preview, and touching one would skip this rule for the whole resource.
+    for key in [k for k in pod.annotations if str(k).startswith(APPARMOR_ANNOTATION_PREFIX)]:
+        value = pod.annotations[key]
         if value != "runtime/default" and not (isinstance(value, str) and value.startswith("localhost/")):
             yield Finding(
                 f'{pod.metadata_path}.annotations["{key}"]',

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pulumi_policy import ResourceValidationPolicy, Severity
+from pulumi_policy.proxy import UnknownValueError
 
 from .framework import (
     NEEDS_KUBERNETES_API_ANNOTATION,
@@ -175,7 +176,12 @@ def check_image(subject: Subject, settings: Settings) -> Iterator[Finding]:
     require_digest = settings.flag(REQUIRE_DIGEST.key)
     for container in containers(pod):
         path = f"{container.path}.image"
-        image = as_str(container.spec.get("image"))
+        try:
+            image = as_str(container.spec.get("image"))
+        except UnknownValueError:
+            # An image this update builds has no digest until it is pushed. The update runs this
+            # rule again on the pushed reference before the workload is created or changed.
+            continue
         if not image:
             yield Finding(path, container.spec.get("image"), "no image is set", "set an image")
             continue

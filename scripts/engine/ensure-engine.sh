@@ -93,7 +93,7 @@ is_fresh() { # name key file...
 go_env_setup() {
     if ! command -v go >/dev/null 2>&1; then
         log "go is not on PATH; it is needed to build the engine"
-        explain_missing cli kubernetes
+        explain_missing "${STALE[@]}"
         exit 1
     fi
     export CGO_ENABLED=0
@@ -398,15 +398,17 @@ main() {
         pulumi_bin="$BIN_DIR/pulumi"
     fi
 
-    local need_build=0
+    # What is not built yet, named for the error message if it cannot be built.
+    STALE=()
     if ((own)); then
-        is_fresh cli "$(component_key)" pulumi || need_build=1
+        is_fresh cli "$(component_key)" pulumi || STALE+=(cli)
         is_fresh python-host "$(component_key PYTHON_HOST)" \
-            pulumi-language-python pulumi-language-python-exec || need_build=1
+            pulumi-language-python pulumi-language-python-exec || STALE+=(python-host)
     fi
-    is_fresh kubernetes "$(component_key K8S)" pulumi-resource-kubernetes || need_build=1
-    is_fresh random "$(component_key RANDOM)" pulumi-resource-random || need_build=1
-    is_fresh docker "$(component_key DOCKER)" pulumi-resource-docker || need_build=1
+    is_fresh kubernetes "$(component_key K8S)" pulumi-resource-kubernetes || STALE+=(kubernetes)
+    is_fresh random "$(component_key RANDOM)" pulumi-resource-random || STALE+=(random)
+    is_fresh docker "$(component_key DOCKER)" pulumi-resource-docker || STALE+=(docker)
+    local need_build=$((${#STALE[@]} > 0))
 
     if ((need_build)); then
         go_env_setup
@@ -465,4 +467,5 @@ main() {
     dirname "$pulumi_bin"
 }
 
-main "$@"
+# Sourced (by the tests), it only defines the functions.
+if [[ "${BASH_SOURCE[0]}" == "$0" ]]; then main "$@"; fi

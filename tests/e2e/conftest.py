@@ -7,11 +7,8 @@ rendered/dev), with the pinned engine from scripts/engine/ensure-engine.sh.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,6 +16,7 @@ from typing import Any
 import pytest
 import yaml
 
+from scripts import rollback
 from tests.harness import TEST_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -80,33 +78,6 @@ class Project:
         return {str(p.relative_to(base)): p.read_bytes() for p in sorted(base.rglob("*.yaml"))}
 
     def history(self, stack: str) -> list[dict[str, Any]]:
-        out = self.run("run", stack, "stack", "history", "--json", "--stack", stack).stdout
-        updates: list[dict[str, Any]] = json.loads(out)
-        return sorted(updates, key=lambda u: int(u["version"]))
-
-
-@pytest.fixture
-def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in PROJECT_FILES:
-        shutil.copy2(ROOT / name, root / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("venv", "__pycache__"), symlinks=True)
-    # The program and the policy pack run in the project's own virtualenv.
-    (root / "venv").symlink_to(ROOT / "venv")
-    if (ROOT / "policies" / "venv").exists():
-        (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    env.pop("KUBECONFIG", None)
-    env.update(
-        PATH=f"{engine_bin}{os.pathsep}{env.get('PATH', '')}",
-        PULUMI_BACKEND_URL=f"file://{tmp_path / 'state'}",
-        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-        # Previews of cluster stacks must not find a real cluster through an ambient kubeconfig.
-        KUBECONFIG=str(tmp_path / "no-kubeconfig"),
-    )
-    if "PULUMI_HOME" in os.environ:
-        env["PULUMI_HOME"] = os.environ["PULUMI_HOME"]
-    (tmp_path / "state").mkdir()
-    yield Project(root, env)
+        """The stack's updates oldest first, numbered as scripts/rollback.py numbers them."""
+        out = self.run("run", stack, "stack", "history", "--json", "--page-size", "0", "--stack", stack).stdout
+        return rollback.numbered(json.loads(out))

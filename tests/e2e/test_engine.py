@@ -20,9 +20,16 @@ pytestmark = pytest.mark.engine
 KUBERNETES_VERSION = kubernetes_validate.latest_version()
 
 
+def assert_every_policy_ran(output: str) -> None:
+    """A rule that reads a value unknown during preview is skipped with an advisory "can't run"."""
+    skipped = [line.strip() for line in output.splitlines() if "can't run policy" in line]
+    assert not skipped, "policies skipped during preview:\n" + "\n".join(skipped)
+
+
 def test_up_on_dev_renders_manifests_that_validate_against_kubernetes(project: Project) -> None:
     result = project.run("up", "dev")
     assert "support-platform-guardrails" in result.stdout, "the policy pack did not run"
+    assert_every_policy_ran(result.stdout + result.stderr)
     rendered = project.rendered()
     expected = [r for r in run_program("dev").resources if r.type.startswith("kubernetes:") and r.custom]
     assert len(rendered) == len(expected)
@@ -38,6 +45,18 @@ def test_up_on_dev_renders_manifests_that_validate_against_kubernetes(project: P
     assert mode & 0o077 == 0, "rendered secrets must be readable by the owner only"
 
 
+def test_a_second_up_without_changes_changes_nothing(project: Project) -> None:
+    project.run("up", "dev")
+    first = project.rendered()
+    again = project.run("up", "dev")
+    assert project.rendered() == first
+    updates = project.history("dev")
+    assert len(updates) == 2
+    changes = updates[-1]["resourceChanges"]
+    assert set(changes) == {"same"}, f"a no-op up changed something: {changes}"
+    assert "Resources:" in again.stdout and "unchanged" in again.stdout
+
+
 def test_destroy_on_dev_empties_the_render_directory(project: Project) -> None:
     project.run("up", "dev")
     assert project.rendered()
@@ -50,6 +69,7 @@ def test_preview_of_cluster_stacks_passes_the_policy_pack_without_a_cluster(proj
     project.set_secrets(stack)
     result = project.run("preview", stack)
     assert "support-platform-guardrails" in result.stdout
+    assert_every_policy_ran(result.stdout + result.stderr)
     assert "mandatory" not in result.stdout.lower().split("policies:")[-1] or "0 mandatory" in result.stdout
     assert TEST_SECRETS["llmApiKey"] not in result.stdout + result.stderr
 
@@ -99,10 +119,18 @@ def test_rollback_drill_restores_the_first_update_byte_for_byte(project: Project
     updates = project.history("dev")
     assert [u["version"] for u in updates] == [1, 2, 3]
     assert all(u["result"] == "succeeded" for u in updates)
-    assert updates[-1]["message"].startswith("rollback to version 1")
+    assert updates[-1]["message"] == "rollback to version 1 (from version 2)"
     changes = updates[-1]["resourceChanges"]
     assert not changes.get("replace") and not changes.get("delete"), changes
     assert "1.4.0" in (project.root / "Pulumi.dev.yaml").read_text()
+    # What a person sees: the CLI's own history (newest first) names the rollback, and the
+    # rollback listing numbers the updates the way the drill did.
+    human = project.run("history", "dev").stdout
+    messages = [line for line in human.splitlines() if line.startswith("Message: ")]
+    assert messages[0] == "Message: rollback to version 1 (from version 2)", messages
+    listing = project.script("rollback.py", "--stack", "dev").stdout.splitlines()
+    assert [line.split()[0] for line in listing[1:]] == ["1", "2", "3"]
+    assert "rollback to version 1" in listing[3]
 
 
 def test_rollback_refuses_a_failed_update(project: Project) -> None:
@@ -124,6 +152,17 @@ def test_rollback_refuses_a_failed_update(project: Project) -> None:
     refused = project.script("rollback.py", "--stack", "dev", "--to", "2", "--yes")
     assert refused.returncode == 2
     assert "version 2 failed" in refused.stderr
+
+
+def test_gate_passes_a_real_production_plan(project: Project, tmp_path: Path) -> None:
+    project.set_secrets("production")
+    summary = tmp_path / "gate.md"
+    gate = project.script("pr_gate.py", "--stack", "production", "--summary", str(summary))
+    assert gate.returncode == 0, gate.stdout + gate.stderr
+    text = summary.read_text()
+    assert "`production`: gate passed" in text
+    assert "| `kubernetes:apps/v1:Deployment` | 2 |" in text
+    assert "**Policies**: 0 mandatory and 0 advisory finding(s)." in text
 
 
 def test_gate_summarises_a_fresh_plan_and_passes(project: Project, tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ from support_policies.data_secrets import COMPONENT_TYPES
 from .pack_config import PolicyConfig, load_stack_config, reconcile
 
 PACK_VERSION = "0.1.0"
-KUBERNETES_PROVIDER_VERSION = "4.32.0"
+KUBERNETES_PROVIDER_VERSION = "4.25.0"
 PROVIDER_TYPE_PREFIX = "pulumi:providers:"
 
 _LEVELS = {
