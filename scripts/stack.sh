@@ -46,8 +46,11 @@ fi
 # production must bring their own, so a forgotten (or empty) variable never keys a stack weakly.
 has_provider=false
 grep -q '^secretsprovider:' "Pulumi.$stack.yaml" && has_provider=true
+# Pulumi.dev.yaml carries the salt of this passphrase, so a passphrase exported for another stack
+# must not reach dev.
 if [ "$stack" = dev ]; then
-  export PULUMI_CONFIG_PASSPHRASE="${PULUMI_CONFIG_PASSPHRASE:-dev-only-not-a-secret}"
+  export PULUMI_CONFIG_PASSPHRASE=dev-only-not-a-secret
+  unset PULUMI_CONFIG_PASSPHRASE_FILE
 elif [ -z "${PULUMI_CONFIG_PASSPHRASE:-}" ] && [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] \
      && [ "$has_provider" = false ]; then
   echo "error: stack '$stack' needs its secrets passphrase: export PULUMI_CONFIG_PASSPHRASE (or" \

@@ -7,8 +7,11 @@ rendered/dev), with the pinned engine from scripts/engine/ensure-engine.sh.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,3 +84,30 @@ class Project:
         """The stack's updates oldest first, numbered as scripts/rollback.py numbers them."""
         out = self.run("run", stack, "stack", "history", "--json", "--page-size", "0", "--stack", stack).stdout
         return rollback.numbered(json.loads(out))
+
+
+@pytest.fixture
+def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
+    root = tmp_path / "project"
+    root.mkdir()
+    for name in PROJECT_FILES:
+        shutil.copy2(ROOT / name, root / name)
+    for name in PROJECT_DIRS:
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("venv", "__pycache__"), symlinks=True)
+    # The program and the policy pack run in the project's own virtualenv.
+    (root / "venv").symlink_to(ROOT / "venv")
+    if (ROOT / "policies" / "venv").exists():
+        (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.pop("KUBECONFIG", None)
+    env.update(
+        PATH=f"{engine_bin}{os.pathsep}{env.get('PATH', '')}",
+        PULUMI_BACKEND_URL=f"file://{tmp_path / 'state'}",
+        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
+        # Previews of cluster stacks must not find a real cluster through an ambient kubeconfig.
+        KUBECONFIG=str(tmp_path / "no-kubeconfig"),
+    )
+    if "PULUMI_HOME" in os.environ:
+        env["PULUMI_HOME"] = os.environ["PULUMI_HOME"]
+    (tmp_path / "state").mkdir()
+    yield Project(root, env)
