@@ -28,5 +28,6 @@ platform = Platform(
 pulumi.export("environment", settings.environment)
 pulumi.export("namespaces", {"app": platform.app_namespace})
 pulumi.export("serviceHosts", platform.service_hosts)
+pulumi.export("edgeHosts", platform.edge_hosts)
 if platform.render_directory is not None:
     pulumi.export("renderDirectory", platform.render_directory)

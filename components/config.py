@@ -283,15 +283,120 @@ def _host(value: str) -> str:
     return value
 
 
-class EdgeSettings(_Strict):
-    """Who may reach exposed services, and the public hosts with their TLS issuer."""
+EdgeMode = Literal["gateway", "ingress"]
+# Where each mode's proxies usually run: the namespace NetworkPolicies admit to exposed services.
+DEFAULT_EDGE_NAMESPACE: dict[str, str] = {"gateway": "envoy-gateway-system", "ingress": "ingress-nginx"}
+ACME_SERVERS: dict[str, str] = {
+    "acmeStaging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+    "acmeProduction": "https://acme-v02.api.letsencrypt.org/directory",
+}
+_NGINX_SIZE = re.compile(r"^[0-9]+[kKmMgG]?$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
-    namespace: DnsLabel = "ingress-nginx"
-    """Namespace of the ingress controller / gateway allowed to reach exposed services."""
+
+class GatewaySettings(_Strict):
+    """Gateway API mode: the Gateway the program manages in the app namespace, and its listeners."""
+
+    name: DnsLabel = "support-gateway"
+    """Name of the Gateway (routes attach to it through parentRefs)."""
+    class_name: DnsLabel = "eg"
+    """gatewayClassName of the installed implementation (Envoy Gateway's default class is eg)."""
+    https_section: DnsLabel = "https"
+    """Listener (sectionName) that terminates TLS on port 443 and serves the routes."""
+    http_section: DnsLabel = "http"
+    """Plain-HTTP listener on port 80: only a redirect to HTTPS is attached to it."""
+
+
+class IngressSettings(_Strict):
+    """Ingress mode (ingress-nginx): class, upload size and streaming-safe proxying."""
+
+    class_name: DnsLabel = "nginx"
+    """ingressClassName of the controller."""
+    body_size: Annotated[str, _check(_NGINX_SIZE, "nginx size", "25m")] = "25m"
+    """Largest request body (attachments): nginx proxy-body-size."""
+
+
+class TlsSettings(_Strict):
+    """Certificates for the hosts: a cert-manager issuer, or an existing TLS Secret."""
+
+    issuer: DnsLabel | None = None
+    """cert-manager issuer that signs the hosts' certificate (created by the program when createIssuer is set)."""
+    issuer_kind: Literal["ClusterIssuer", "Issuer"] = "ClusterIssuer"
+    """Kind of that issuer: ClusterIssuer (cluster-wide) or Issuer (in the app namespace)."""
+    secret_name: DnsLabel | None = None
+    """An existing kubernetes.io/tls Secret in the app namespace to serve instead of a cert-manager certificate."""
+    create_issuer: Literal["none", "selfSigned", "acmeStaging", "acmeProduction"] = "none"
+    """Let the program create the issuer: selfSigned (dev), or Let's Encrypt staging/production over HTTP-01."""
+    acme_email: str | None = None
+    """ACME account e-mail (expiry notices); required with an ACME createIssuer."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> TlsSettings:
+        if self.issuer and self.secret_name:
+            raise _cross_field(
+                "secretName", "set either issuer (cert-manager) or secretName (existing Secret), not both"
+            )
+        if self.create_issuer != "none" and not self.issuer:
+            raise _cross_field("issuer", "createIssuer needs the issuer's name, e.g. issuer: letsencrypt-staging")
+        if self.create_issuer in ACME_SERVERS and (not self.acme_email or not _EMAIL.match(self.acme_email)):
+            raise _cross_field(
+                "acmeEmail",
+                "an ACME issuer needs the account e-mail for expiry notices, e.g. acmeEmail: ops@example.com",
+            )
+        return self
+
+
+class EdgeTimeouts(_Strict):
+    """How long the edge waits, long enough for streamed LLM replies."""
+
+    request_seconds: Annotated[int, Field(ge=10, le=3600)] = 300
+    """Whole request, client to response end (HTTPRoute timeouts.request, nginx proxy-send-timeout)."""
+    backend_request_seconds: Annotated[int, Field(ge=10, le=3600)] = 300
+    """One try against the backend (HTTPRoute timeouts.backendRequest, nginx proxy-read-timeout)."""
+
+    @model_validator(mode="after")
+    def _backend_within_request(self) -> EdgeTimeouts:
+        if self.backend_request_seconds > self.request_seconds:
+            raise _cross_field(
+                "backendRequestSeconds",
+                "{backend}s exceeds requestSeconds ({request}s); a backend try must fit in the request",
+                backend=self.backend_request_seconds,
+                request=self.request_seconds,
+            )
+        return self
+
+
+class RateLimitSettings(_Strict):
+    """Per-client request limits answered with 429."""
+
+    enabled: bool = True
+    """Limit requests per client IP address."""
+    requests_per_minute: Annotated[int, Field(ge=1, le=100000)] = 600
+    """Requests one client IP may make per minute before it gets 429."""
+    scope: Literal["global", "local"] = "global"
+    """Gateway mode: global counts across proxy replicas (Envoy Gateway's rate limit service must be
+    enabled); local counts per proxy replica. Ingress mode always counts per controller replica."""
+
+
+class EdgeSettings(_Strict):
+    """How users reach the platform: routes to exposed services, TLS, limits and timeouts."""
+
+    mode: EdgeMode = "gateway"
+    """gateway: Gateway API HTTPRoutes (default); ingress: an Ingress for clusters that still need it."""
+    namespace: DnsLabel | None = None
+    """Namespace of the edge proxies allowed to reach exposed services (default: envoy-gateway-system
+    in gateway mode, ingress-nginx in ingress mode)."""
     hosts: list[Annotated[str, AfterValidator(_host)]] = []
-    """Public host names (no wildcards); required in production."""
-    tls_issuer: str | None = None
-    """cert-manager ClusterIssuer for the hosts' certificates; required in production."""
+    """Public host names (no wildcards); required in production. No hosts: no edge resources."""
+    routes: dict[HttpPath, DnsLabel] = {"/api": "api", "/": "web"}
+    """Path prefix -> service. Only exposed services are routable; workers never are."""
+    gateway: GatewaySettings = GatewaySettings()
+    ingress: IngressSettings = IngressSettings()
+    tls: TlsSettings = TlsSettings()
+    timeouts: EdgeTimeouts = EdgeTimeouts()
+    rate_limit: RateLimitSettings = RateLimitSettings()
+    hsts_max_age_seconds: Annotated[int, Field(ge=0, le=63072000)] = 31536000
+    """Strict-Transport-Security max-age of every response (gateway mode's header modifier)."""
 
     @field_validator("hosts")
     @classmethod
@@ -300,6 +405,14 @@ class EdgeSettings(_Strict):
         if duplicates:
             raise PydanticCustomError("unique", "hosts must be unique; repeated: {d}", {"d": ", ".join(duplicates)})
         return hosts
+
+    @property
+    def proxy_namespace(self) -> str:
+        return self.namespace or DEFAULT_EDGE_NAMESPACE[self.mode]
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.hosts)
 
 
 class DnsSettings(_Strict):
@@ -681,16 +794,50 @@ class Settings(_Strict):
 
     @model_validator(mode="after")
     def _production_edge(self) -> Settings:
-        if self.environment == "production":
-            if not self.edge.hosts:
-                raise _cross_field("edge.hosts", "production needs at least one public host, served with TLS")
-            if not self.edge.tls_issuer:
-                raise _cross_field(
-                    "edge.tlsIssuer",
-                    "production needs a cert-manager issuer for its hosts, e.g. letsencrypt-production",
-                )
+        if self.environment == "production" and not self.edge.hosts:
+            raise _cross_field("edge.hosts", "production needs at least one public host, served with TLS")
+        if self.edge.hosts and not (self.edge.tls.issuer or self.edge.tls.secret_name):
+            raise _cross_field(
+                "edge.tls",
+                "every host must be served with TLS: set issuer (a cert-manager issuer, e.g. "
+                "letsencrypt-production) or secretName (an existing TLS Secret)",
+            )
         if self.environment != "dev" and self.target.mode == "render":
             raise _cross_field("target.mode", "only dev may render instead of deploying; use mode 'cluster'")
+        return self
+
+    @model_validator(mode="after")
+    def _edge_routes(self) -> Settings:
+        if not self.edge.hosts:
+            return self
+        services = self.app.enabled_services()
+        for path, target in self.edge.routes.items():
+            svc = services.get(target)
+            if svc is None or not svc.expose:
+                exposed = sorted(n for n, s in services.items() if s.expose)
+                raise _cross_field(
+                    f"edge.routes.{path}",
+                    "'{target}' is not an exposed service, so it cannot be routed (workers never are); "
+                    "routable: {exposed}",
+                    target=target,
+                    exposed=", ".join(exposed) or "none",
+                )
+        unrouted = sorted(n for n, s in services.items() if s.expose and n not in self.edge.routes.values())
+        if unrouted:
+            raise _cross_field(
+                "edge.routes",
+                "exposed service(s) {names} have no route: add a path for each, or set expose: false so the "
+                "edge cannot reach them",
+                names=", ".join(unrouted),
+            )
+        stream = self.app.max_stream_seconds
+        if self.edge.timeouts.backend_request_seconds <= stream:
+            raise _cross_field(
+                "edge.timeouts.backendRequestSeconds",
+                "{value}s would cut streamed replies (app.maxStreamSeconds is {stream}s); use more than {stream}s",
+                value=self.edge.timeouts.backend_request_seconds,
+                stream=stream,
+            )
         return self
 
     def builds(self) -> dict[str, BuildSettings]:

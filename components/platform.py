@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from components.app_tier import AppTier, AppTierArgs
 from components.config import Settings
+from components.edge import Backend, Edge, EdgeArgs
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.network import DataEndpoint
 from components.secrets import Credentials, CredentialsArgs, credential_values
@@ -63,6 +64,7 @@ class Platform(pulumi.ComponentResource):
     app_namespace: pulumi.Output[str]
     service_hosts: dict[str, pulumi.Output[str]]
     render_directory: str | None
+    edge_hosts: list[str]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("support:platform:Platform", name, None, opts)
@@ -104,7 +106,7 @@ class Platform(pulumi.ComponentResource):
                 namespace=settings.namespaces.app,
                 instance=instance,
                 network=settings.network,
-                edge_namespace=settings.edge.namespace,
+                edge_namespace=settings.edge.proxy_namespace,
                 endpoints=data_endpoints(settings),
                 credentials=credential_values(credentials, settings.data.postgres, settings.data.redis),
                 registry_password=args.external.registry_password,
@@ -113,6 +115,20 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        exposed = {n: svc for n, svc in settings.app.enabled_services().items() if svc.expose}
+        edge = Edge(
+            "edge",
+            EdgeArgs(
+                settings=settings.edge,
+                namespace=settings.namespaces.app,
+                instance=instance,
+                version=PLATFORM_VERSION,
+                backends={n: Backend(service=n, port=svc.http_port) for n, svc in exposed.items()},
+                depends_on=[app_namespace.namespace],
+            ),
+            opts=child,
+        )
+        self.edge_hosts = edge.hosts
         self.app_namespace = app_namespace.name
         self.service_hosts = {n: s.dns_name for n, s in app.services.items()}
         self.render_directory = settings.target.render_directory

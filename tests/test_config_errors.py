@@ -14,6 +14,10 @@ def app_with(stack: str, patch: dict[str, Any]) -> dict[str, Any]:
     return overlay(raw_stack_value(stack, "app"), patch)
 
 
+def edge_with(stack: str, patch: dict[str, Any]) -> dict[str, Any]:
+    return overlay(raw_stack_value(stack, "edge"), patch)
+
+
 def services(stack: str, **patches: dict[str, Any]) -> dict[str, Any]:
     return {"app": app_with(stack, {"services": patches})}
 
@@ -181,7 +185,7 @@ BAD_CONFIGS: list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, str
     (
         "production-without-tls-hosts",
         "production",
-        {"edge": {"namespace": "ingress-nginx", "hosts": []}},
+        {"edge": {"hosts": []}},
         (),
         {},
         "support-platform:edge.hosts",
@@ -253,11 +257,104 @@ BAD_CONFIGS: list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, str
     (
         "wildcard-host",
         "staging",
-        {"edge": {"hosts": ["*.example.com"], "tlsIssuer": "letsencrypt-staging"}},
+        {"edge": {"hosts": ["*.example.com"], "tls": {"issuer": "letsencrypt-staging"}}},
         (),
         {},
         "support-platform:edge.hosts.0",
         "wildcard host '*.example.com' is not allowed",
+    ),
+    (
+        "host-not-a-dns-name",
+        "staging",
+        {"edge": edge_with("staging", {"hosts": ["support_staging.example.com"]})},
+        (),
+        {},
+        "support-platform:edge.hosts.0",
+        "is not a host name",
+    ),
+    (
+        "production-without-issuer-or-secret",
+        "production",
+        {"edge": edge_with("production", {"tls": {"issuer": None}})},
+        (),
+        {},
+        "support-platform:edge.tls",
+        "every host must be served with TLS",
+    ),
+    (
+        "issuer-and-secret-both",
+        "staging",
+        {"edge": edge_with("staging", {"tls": {"secretName": "support-tls"}})},
+        (),
+        {},
+        "support-platform:edge.tls.secretName",
+        "set either issuer",
+    ),
+    (
+        "acme-issuer-without-email",
+        "staging",
+        {"edge": edge_with("staging", {"tls": {"acmeEmail": None}})},
+        (),
+        {},
+        "support-platform:edge.tls.acmeEmail",
+        "needs the account e-mail",
+    ),
+    (
+        "timeout-out-of-range",
+        "staging",
+        {"edge": edge_with("staging", {"timeouts": {"requestSeconds": 7200}})},
+        (),
+        {},
+        "support-platform:edge.timeouts.requestSeconds",
+        "less than or equal to 3600",
+    ),
+    (
+        "backend-timeout-cuts-streams",
+        "staging",
+        {"edge": edge_with("staging", {"timeouts": {"backendRequestSeconds": 60}})},
+        (),
+        {},
+        "support-platform:edge.timeouts.backendRequestSeconds",
+        "would cut streamed replies",
+    ),
+    (
+        "backend-timeout-above-request",
+        "staging",
+        {"edge": edge_with("staging", {"timeouts": {"requestSeconds": 200, "backendRequestSeconds": 300}})},
+        (),
+        {},
+        "support-platform:edge.timeouts.backendRequestSeconds",
+        "must fit in the request",
+    ),
+    (
+        "unknown-edge-mode",
+        "staging",
+        {"edge": edge_with("staging", {"mode": "loadbalancer"})},
+        (),
+        {},
+        "support-platform:edge.mode",
+        "'gateway' or 'ingress'",
+    ),
+    (
+        "route-to-a-worker",
+        "staging",
+        {
+            "edge": edge_with("staging", {"routes": {"/tools": "mcp"}}),
+            **services("staging", mcp={"enabled": True, "image": "ghcr.io/support-platform/mcp:1.0.0"}),
+        },
+        (),
+        {},
+        "support-platform:edge.routes./tools",
+        "'mcp' is not an exposed service",
+    ),
+    (
+        "exposed-service-without-route",
+        "staging",
+        {"edge": edge_with("staging", {"routes": {"/api": "api"}})},
+        (),
+        {},
+        "support-platform:edge.routes",
+        "exposed service(s) web have no route",
     ),
 ]
 

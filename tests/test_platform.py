@@ -106,6 +106,9 @@ def test_namespace_enforces_restricted_pod_security(run: ProgramRun) -> None:
     assert all(key in labels for key in RECOMMENDED)
 
 
+CLUSTER_SCOPED = {"Namespace", "ClusterIssuer"}
+
+
 def test_every_object_has_recommended_labels_and_explicit_names(run: ProgramRun) -> None:
     for resource in kubernetes_objects(run):
         meta = resource.inputs["metadata"]
@@ -113,7 +116,7 @@ def test_every_object_has_recommended_labels_and_explicit_names(run: ProgramRun)
         assert all(key in meta["labels"] for key in RECOMMENDED), resource.name
         assert meta["labels"]["app.kubernetes.io/part-of"] == "support-platform"
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "pulumi"
-        if resource.kind != "Namespace":
+        if resource.kind not in CLUSTER_SCOPED:
             assert meta["namespace"] == "support-app", resource.name
 
 
@@ -121,7 +124,7 @@ def test_objects_in_the_namespace_are_created_after_it(run: ProgramRun) -> None:
     # A cluster rejects objects in a namespace that does not exist yet.
     namespace = run.by_object_name("Namespace", "support-app").urn
     for resource in kubernetes_objects(run):
-        if resource.kind != "Namespace":
+        if resource.kind not in CLUSTER_SCOPED:
             assert namespace in resource.depends_on, resource.name
 
 
@@ -421,7 +424,7 @@ def test_api_policy_allows_exactly_the_declared_connections(run: ProgramRun) -> 
     assert api["policyTypes"] == ["Ingress", "Egress"]
     assert api["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "api"
     assert peers(api["ingress"], "from") == [
-        ("namespace", "ingress-nginx", ["http"]),
+        ("namespace", "envoy-gateway-system", ["http"]),
         ("namespace", "support-monitoring", ["http"]),
         ("pod", "web", ["http"]),
     ]
@@ -440,7 +443,7 @@ def test_api_policy_allows_exactly_the_declared_connections(run: ProgramRun) -> 
 
 def test_web_policy_allows_the_edge_in_and_only_the_api_out(run: ProgramRun) -> None:
     web = policy(run, "web")
-    assert peers(web["ingress"], "from") == [("namespace", "ingress-nginx", ["http"])]
+    assert peers(web["ingress"], "from") == [("namespace", "envoy-gateway-system", ["http"])]
     assert peers(web["egress"], "to") == [("pod", "api", ["8000"])]
 
 

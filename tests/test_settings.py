@@ -139,7 +139,7 @@ def test_a_disabled_service_needs_no_digest_in_production() -> None:
     settings = load(
         "production",
         target={"mode": "cluster", "context": "ctx"},
-        edge={"hosts": ["support.example.com"], "tlsIssuer": "le"},
+        edge={"hosts": ["support.example.com"], "tls": {"issuer": "le"}},
         app=app,
     )
     assert settings.app.services["agent"].image == "ghcr.io/a/agent:1.0"
@@ -153,7 +153,7 @@ def test_production_autoscaling_needs_two_replicas_minimum() -> None:
     found = problems(
         "production",
         target={"mode": "cluster", "context": "ctx"},
-        edge={"hosts": ["support.example.com"], "tlsIssuer": "le"},
+        edge={"hosts": ["support.example.com"], "tls": {"issuer": "le"}},
         app=app,
     )
     # Reported once, where it was written, not once per inheriting service.

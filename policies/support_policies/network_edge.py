@@ -211,6 +211,21 @@ def check_ingress_tls(subject: Subject, _: Settings) -> Iterator[Finding]:
         )
 
 
+def check_ingress_snippets(subject: Subject, _: Settings) -> Iterator[Finding]:
+    if subject.kind != "Ingress":
+        return
+    annotations = annotations_of(subject.metadata)
+    # Keys only: values are free text an operator wrote, possibly unknown during preview.
+    for key in sorted(str(k) for k in annotations if str(k).endswith("-snippet")):
+        yield Finding(
+            f'metadata.annotations["{key}"]',
+            "<nginx configuration>",
+            "snippet annotations inject raw controller configuration: they can undo TLS redirects and "
+            "headers, and have let Ingress authors read the controller's secrets (CVE-2021-25742, CVE-2025-1974)",
+            "use the controller's dedicated annotations (ssl-redirect, proxy-*, limit-*) or its ConfigMap instead",
+        )
+
+
 def listener_matches(listener_host: str | None, route_host: str | None) -> bool:
     """Gateway API hostname intersection; a wildcard matches any number of leftmost labels."""
     if listener_host is None or route_host is None:
@@ -574,6 +589,13 @@ ingress_tls = resource_policy(
     severity=Severity.HIGH,
     tags=_TAGS,
 )
+ingress_no_snippets = resource_policy(
+    name="ingress-no-snippets",
+    description="Ingresses carry no *-snippet annotations (raw nginx configuration bypasses the TLS and edge rules).",
+    check=check_ingress_snippets,
+    severity=Severity.HIGH,
+    tags=_TAGS,
+)
 httproute_tls = stack_policy(
     name="httproute-tls",
     description="Every HTTPRoute hostname is served by an HTTPS listener of a Gateway in the "
@@ -602,6 +624,7 @@ POLICIES = (
     network_policy_coverage,
     no_public_services,
     ingress_tls,
+    ingress_no_snippets,
     httproute_tls,
     edge_host_sanity,
     edge_unique_host_paths,

@@ -243,6 +243,29 @@ def test_ingress_without_tls_block_fails_per_host() -> None:
     assert len(check_resource(edge.ingress_tls, *ingress(["a.example.com", "b.example.com"], []))) == 2
 
 
+@pytest.mark.parametrize(
+    "annotation",
+    [
+        "nginx.ingress.kubernetes.io/configuration-snippet",
+        "nginx.ingress.kubernetes.io/server-snippet",
+        "nginx.ingress.kubernetes.io/auth-snippet",
+    ],
+)
+def test_ingress_snippet_annotations_fail(annotation: str) -> None:
+    resource_type, props = ingress(["support.example.com"], ["support.example.com"])
+    props["metadata"]["annotations"] = {annotation: "return 200;", "nginx.ingress.kubernetes.io/limit-rpm": "600"}
+    messages = check_resource(edge.ingress_no_snippets, resource_type, props)
+    assert len(messages) == 1
+    assert f'metadata.annotations["{annotation}"]' in messages[0]
+    assert "return 200" not in messages[0]
+
+
+def test_ingress_without_snippets_passes() -> None:
+    resource_type, props = ingress(["support.example.com"], ["support.example.com"])
+    props["metadata"]["annotations"] = {"nginx.ingress.kubernetes.io/proxy-read-timeout": "300"}
+    assert check_resource(edge.ingress_no_snippets, resource_type, props) == []
+
+
 def test_ingress_tls_with_exact_and_wildcard_certificates_passes() -> None:
     props = ingress(["support.example.com", "api.example.com"], ["support.example.com", "*.example.com"])
     assert check_resource(edge.ingress_tls, *props) == []

@@ -355,7 +355,11 @@ def production_apps(draw: st.DrawFn) -> dict[str, Any]:
 
 
 def run_production(app: dict[str, Any]) -> ProgramRun:
-    config, secret_keys = stack_config("production", overrides={"app": app})
+    # Every exposed service gets its own path at the edge (settings require a route for each).
+    routes = {"/api": "api", "/": "web"}
+    routes.update({f"/{name}": name for name, svc in app["services"].items() if svc.get("expose")})
+    edge = overlay(raw_stack_value("production", "edge"), {"routes": routes})
+    config, secret_keys = stack_config("production", overrides={"app": app, "edge": edge})
     run = run_program("production", config, secret_keys)
     assert run.error is None, run.error
     return run

@@ -54,7 +54,8 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
     # Network and edge
     "default deny": ("default-deny-network-policy", "network-policy-coverage"),
     "no public services": ("no-public-services",),
-    "TLS": ("ingress-tls", "httproute-tls"),
+    # Snippets can rewrite what the TLS rule guarantees (redirects, headers), so they sit with it.
+    "TLS": ("ingress-tls", "ingress-no-snippets", "httproute-tls"),
     "host sanity": ("edge-host-sanity", "edge-unique-host-paths"),
     # Availability
     "disruption budget": ("pdb-coverage", "pdb-allows-disruption"),
