@@ -60,8 +60,17 @@ def refused(run: ProgramRun, path: str, text: str) -> None:
         (build_of(target="Runtime Stage"), "app.services.api.build.target", "not a valid build stage name"),
         (build_of(source="https://x.example/$(id)"), "app.services.api.build.source", "not a valid source URL"),
     ],
-    ids=["missing-context", "missing-dockerfile", "missing-containerfile", "absolute", "project", "tag", "secret-arg",
-         "target", "source"],
+    ids=[
+        "missing-context",
+        "missing-dockerfile",
+        "missing-containerfile",
+        "absolute",
+        "project",
+        "tag",
+        "secret-arg",
+        "target",
+        "source",
+    ],
 )
 def test_bad_build_settings_are_refused_before_any_resource(build: dict[str, Any], path: str, text: str) -> None:
     refused(build_run(build), path, text)
@@ -147,7 +156,7 @@ def test_label_values_cannot_expand_or_break_out() -> None:
 
 def git(repo: Path, *args: str) -> str:
     return subprocess.run(
-        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.test", *args],
+        ["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@example.test", *args],  # noqa: S607
         check=True,
         capture_output=True,
         text=True,
