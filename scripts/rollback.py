@@ -184,7 +184,8 @@ def file_backend_snapshots(backend_url: str, stack: str) -> list[Path]:
     """The checkpoint copies a file backend keeps beside each history entry, oldest first."""
     base = Path(unquote(urlparse(backend_url).path)) / ".pulumi" / "history"
     for directory in (base / PROJECT / stack, base / stack):  # project-scoped, then legacy layout
-        files = [p for p in directory.glob(f"{stack}-*.checkpoint.json*") if not p.name.endswith(".zst")]
+        # .json or .json.gz (PULUMI_DIY_BACKEND_GZIP); not the blob store's .attrs sidecars.
+        files = [*directory.glob(f"{stack}-*.checkpoint.json"), *directory.glob(f"{stack}-*.checkpoint.json.gz")]
         if files:
             return sorted(files, key=lambda p: int(p.name[len(stack) + 1 :].split(".", 1)[0]))
     return []

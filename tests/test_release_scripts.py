@@ -259,6 +259,7 @@ def test_file_backend_snapshots_are_found_oldest_first(tmp_path: Path) -> None:
     for stamp in (1700000000000000002, 999, 1700000000000000001):
         (history / f"dev-{stamp}.checkpoint.json").write_text("{}")
         (history / f"dev-{stamp}.history.json").write_text("{}")
+        (history / f"dev-{stamp}.checkpoint.json.attrs").write_text("{}")
     found = rollback.file_backend_snapshots(f"file://{tmp_path}", "dev")
     assert [p.name for p in found] == [
         "dev-999.checkpoint.json",
