@@ -7,7 +7,7 @@
 #   scripts/images/local-registry.sh status            # exit 0 when both answer
 #   scripts/images/local-registry.sh stop              # stops both; no process is left behind
 #
-# dockerd comes from Debian's docker.io (installed with apt-get when missing; root needed). It runs
+# dockerd comes from Debian's docker.io (scripts/system-deps.sh installs it when missing; root). It runs
 # on a private socket with its own data root, without bridge or iptables (builds need no network),
 # on the vfs storage driver (works on any filesystem, also inside containers). The registry is
 # distribution v3.1.2, built once with `go install` into the cache, listening on 127.0.0.1 only:
@@ -49,14 +49,8 @@ registry_answers() { curl -fsS --max-time 2 "http://127.0.0.1:$1/v2/"; }
 
 ensure_dockerd() {
     command -v dockerd >/dev/null 2>&1 && return
-    [ "$(id -u)" -eq 0 ] || die "dockerd is missing and installing docker.io needs root"
     log "dockerd missing: installing Debian's docker.io"
-    # Lists once per machine: skipped when apt already knows the package.
-    if ! apt-cache policy docker.io 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-        DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 update -qq
-    fi
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends \
-        docker.io >&2
+    "$(dirname "$0")/../system-deps.sh" dockerd=docker.io
     command -v dockerd >/dev/null 2>&1 || die "docker.io installed but dockerd is not on PATH"
 }
 

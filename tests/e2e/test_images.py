@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 
-from scripts.rollback import numbered
 from tests.e2e.conftest import ROOT, Project
 
 pytestmark = [pytest.mark.engine, pytest.mark.images]
@@ -95,11 +94,6 @@ def deployed_image(project: Project) -> str:
     raise AssertionError("no api Deployment was rendered")
 
 
-def updates(project: Project) -> list[dict[str, Any]]:
-    out = project.run("run", "dev", "stack", "history", "--json", "--page-size", "0", "--stack", "dev").stdout
-    return numbered(json.loads(out))
-
-
 def git(project: Project, *args: str) -> str:
     return subprocess.run(
         ["git", "-c", "user.name=e2e", "-c", "user.email=e2e@example.test", *args],  # noqa: S607
@@ -136,7 +130,7 @@ def test_up_pushes_the_image_deploys_its_digest_and_a_second_up_changes_nothing(
 
     before = project.rendered()
     project.run("up", "dev")
-    last = updates(project)[-1]
+    last = project.history("dev")[-1]
     assert last["result"] == "succeeded"
     assert set(last["resourceChanges"]) == {"same"}, last["resourceChanges"]
     assert project.rendered() == before
@@ -153,7 +147,7 @@ def test_a_changed_context_rolls_a_new_digest_and_rollback_returns_to_the_first(
     result = project.run("up", "dev")
     second = deployed_image(project)
     assert second != first and second.split("@")[0] == first.split("@")[0]
-    changes = updates(project)[-1]["resourceChanges"]
+    changes = project.history("dev")[-1]["resourceChanges"]
     assert changes.get("update", 0) >= 2, changes  # the image and the api Deployment
     assert not changes.get("replace") and not changes.get("delete"), changes
     assert "api-deployment" in result.stdout
@@ -164,7 +158,7 @@ def test_a_changed_context_rolls_a_new_digest_and_rollback_returns_to_the_first(
     assert f"image: {first}" in (project.root / "Pulumi.dev.yaml").read_text()
     headers, _ = local_registry.get(f"/v2/support/api/manifests/{first.split('@')[1]}", accept=MANIFEST_TYPES)
     assert headers["Docker-Content-Digest"] == first.split("@")[1]
-    assert updates(project)[-1]["message"].startswith("rollback to version 1")
+    assert project.history("dev")[-1]["message"].startswith("rollback to version 1")
 
 
 def test_without_a_daemon_even_a_preview_stops_at_once_naming_docker_host(
