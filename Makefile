@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv test lint unit e2e bench snapshot schema up preview destroy clean
+.PHONY: help venv test lint unit e2e images bench snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -46,6 +46,9 @@ test: lint unit e2e ## everything CI runs: lint, the unit suite, then the engine
 
 bench: venv policies/venv/.installed ## print median preview times of production (with/without the pack, floor) and a warm make up
 	$(BIN)/python scripts/bench.py
+
+images: venv policies/venv/.installed ## image-build engine tests: a private dockerd and registry (installs docker.io on first use)
+	$(BIN)/python -m pytest -q -m images tests/e2e
 
 snapshot: venv ## accept the current per-stack snapshots after an intended change (review the diff)
 	$(BIN)/python -m pytest -q tests/test_snapshot.py --snapshot-update

@@ -5,15 +5,21 @@ import os
 import pulumi
 
 from components.config import SettingsError
+from components.image import docker_daemon_problem
 from components.platform import Platform, PlatformArgs
 from components.stack_config import read_stack_config
 
 stack = pulumi.get_stack()
+project_dir = os.path.dirname(os.path.abspath(__file__))
 try:
-    settings, external = read_stack_config(stack)
+    settings, external = read_stack_config(stack, project_dir)
 except SettingsError as error:
     # Before any resource is registered: a bad config deploys nothing.
     raise pulumi.RunError(str(error)) from None
+# pulumi-docker fails even a preview without a daemon, and says only "failed to connect": say it first.
+daemon_problem = docker_daemon_problem(settings.builds(), os.environ)
+if daemon_problem is not None:
+    raise pulumi.RunError(f"stack '{stack}': {daemon_problem}")
 
 platform = Platform(
     "support-platform",
@@ -21,7 +27,7 @@ platform = Platform(
         settings=settings,
         external=external,
         stack=stack,
-        project_dir=os.path.dirname(os.path.abspath(__file__)),
+        project_dir=project_dir,
     ),
 )
 

@@ -25,6 +25,7 @@ class AppTierArgs:
     credentials: Mapping[str, pulumi.Output[str] | None]
     registry_password: pulumi.Output[str] | None = None
     docker_provider: pulumi.ProviderResource | None = None
+    project_dir: str = "."
     # Created before any object inside it (a cluster rejects objects in a missing namespace).
     namespace_resource: pulumi.Resource | None = None
 
@@ -53,6 +54,7 @@ class AppTier(pulumi.ComponentResource):
                     termination_grace_period_seconds=args.settings.grace_period(svc),
                     registry_password=args.registry_password,
                     docker_provider=args.docker_provider,
+                    project_dir=args.project_dir,
                     depends_on=[args.namespace_resource] if args.namespace_resource else [],
                 ),
                 opts=pulumi.ResourceOptions(parent=self),

@@ -111,6 +111,7 @@ class Platform(pulumi.ComponentResource):
                 credentials=credential_values(credentials, settings.data.postgres, settings.data.redis),
                 registry_password=args.external.registry_password,
                 docker_provider=self.docker,
+                project_dir=args.project_dir,
                 namespace_resource=app_namespace.namespace,
             ),
             opts=child,

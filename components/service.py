@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components import network, workload
 from components.config import BuildSettings, ServiceSettings
+from components.image import image_build
 from components.labels import image_version, selector_labels, standard_labels
 
 
@@ -34,6 +35,8 @@ class AppServiceArgs:
     termination_grace_period_seconds: int
     registry_password: pulumi.Output[str] | None = None
     docker_provider: pulumi.ProviderResource | None = None
+    # Build contexts are relative to it; so are the paths handed to pulumi-docker.
+    project_dir: str = "."
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -158,6 +161,7 @@ class AppService(pulumi.ComponentResource):
         self.register_outputs({"dnsName": self.dns_name, "image": self.image})
 
     def _build_image(self, name: str, build: BuildSettings, args: AppServiceArgs) -> pulumi.Output[str]:
+        plan = image_build(name, build, args.project_dir)
         registry = None
         if build.registry_username is not None:
             registry = docker.RegistryArgs(
@@ -168,7 +172,13 @@ class AppService(pulumi.ComponentResource):
         image = docker.Image(
             f"{name}-image",
             image_name=f"{build.repository}:{build.tag}",
-            build=docker.DockerBuildArgs(context=build.context, dockerfile=build.dockerfile, platform=build.platform),
+            build=docker.DockerBuildArgs(
+                context=plan.context,
+                dockerfile=plan.dockerfile,
+                platform=build.platform,
+                target=plan.target,
+                args=dict(build.args) or None,
+            ),
             registry=registry,
             opts=pulumi.ResourceOptions(parent=self, provider=args.docker_provider),
         )

@@ -31,8 +31,8 @@ def _is_secret(full_key: str) -> bool:
     return runtime_config.is_config_secret(full_key) or full_key in runtime_config.get_config_secret_keys_env()
 
 
-def read_stack_config(stack: str) -> tuple[Settings, ExternalSecrets]:
-    """Validate the stack's config; raises SettingsError listing every problem."""
+def read_stack_config(stack: str, project_dir: str) -> tuple[Settings, ExternalSecrets]:
+    """Validate the stack's config (build paths against `project_dir`); raises SettingsError listing every problem."""
     structured = {key: _parse(runtime_config.get_config(f"{PROJECT}:{key}")) for key in STRUCTURED_KEYS}
     known = {f"{PROJECT}:{k}" for k in (*STRUCTURED_KEYS, *EXTERNAL_SECRET_KEYS)}
     unknown = sorted(k.split(":", 1)[1] for k in _configured_keys() - known)
@@ -40,7 +40,7 @@ def read_stack_config(stack: str) -> tuple[Settings, ExternalSecrets]:
     for key in EXTERNAL_SECRET_KEYS:
         full = f"{PROJECT}:{key}"
         external_state[key] = None if runtime_config.get_config(full) is None else _is_secret(full)
-    settings = load_settings(stack, structured, unknown, external_state)
+    settings = load_settings(stack, structured, unknown, external_state, project_dir)
 
     config = pulumi.Config(PROJECT)
     external = ExternalSecrets(

@@ -13,6 +13,7 @@ Everything runs on a copy of the project with its own file backend in a temporar
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -133,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         ]
         results: list[tuple[str, float, list[float]]] = []
         for label, command, cwd in cases:
-            median, samples = median_of(args.runs, lambda c=command, d=cwd: timed(c, d, env))
+            median, samples = median_of(args.runs, functools.partial(timed, command, cwd, env))
             results.append((label, median, samples))
         timed([stack_sh, "up", "dev"], project, env)  # the first up creates; make up warm changes nothing
         median, samples = median_of(args.runs, lambda: timed(["make", "--no-print-directory", "up"], project, env))

@@ -11,23 +11,32 @@ digests, replicas, settings). `--to N` restores update N's configuration into Pu
 policy pack, asks, and runs `pulumi up` with the message "rollback to version N". It refuses an
 update that did not succeed or was not an update, and a stack with pending operations (an
 interrupted update whose resources must be reconciled first).
+
+A service the update built (`build` instead of `image`) is restored as the image that update
+pushed, `image: repository@sha256:…`: rebuilding the build settings would build whatever the
+context holds now, under the old tag. The digest comes from that update's state snapshot
+(`pulumi stack export --version N`, or on a file backend the checkpoint the engine keeps beside
+each history entry). Put the `build` block back to build again.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlparse
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 STACK_SH = ROOT / "scripts" / "stack.sh"
 PROJECT = "support-platform"
+IMAGE_TYPE = "docker:index/image:Image"
 
 
 class RollbackError(Exception):
@@ -151,7 +160,77 @@ def restored_document(
     return document, to_encrypt
 
 
-def restore(stack: str, target: Mapping[str, Any], plain_target: Mapping[str, Any]) -> Path:
+def built_services(app: Any) -> list[str]:
+    """Services whose image the update built rather than named, from its app settings."""
+    services = app.get("services") if isinstance(app, Mapping) else None
+    if not isinstance(services, Mapping):
+        return []
+    return sorted(n for n, s in services.items() if isinstance(s, Mapping) and s.get("build") is not None)
+
+
+def images_in(resources: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Service name -> pushed repository@sha256 digest, from a deployment's resources."""
+    found = {}
+    for resource in resources:
+        if resource.get("type") == IMAGE_TYPE:
+            name = str(resource.get("urn", "")).rsplit("::", 1)[-1].removesuffix("-image")
+            digest = (resource.get("outputs") or {}).get("repoDigest")
+            if isinstance(digest, str) and "@sha256:" in digest:
+                found[name] = digest
+    return found
+
+
+def file_backend_snapshots(backend_url: str, stack: str) -> list[Path]:
+    """The checkpoint copies a file backend keeps beside each history entry, oldest first."""
+    base = Path(unquote(urlparse(backend_url).path)) / ".pulumi" / "history"
+    for directory in (base / PROJECT / stack, base / stack):  # project-scoped, then legacy layout
+        # .json or .json.gz (PULUMI_DIY_BACKEND_GZIP); not the blob store's .attrs sidecars.
+        files = [*directory.glob(f"{stack}-*.checkpoint.json"), *directory.glob(f"{stack}-*.checkpoint.json.gz")]
+        if files:
+            return sorted(files, key=lambda p: int(p.name[len(stack) + 1 :].split(".", 1)[0]))
+    return []
+
+
+def deployed_images(stack: str, version: int, updates: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The images update `version` deployed: service -> repository@sha256:digest."""
+    backend_url = str(json.loads(pulumi(stack, "whoami", "--json")).get("url") or "")
+    if backend_url.startswith("file://"):
+        snapshots = file_backend_snapshots(backend_url, stack)
+        if len(snapshots) != len(updates):
+            raise RollbackError(
+                f"found {len(snapshots)} state snapshots for {len(updates)} history entries under {backend_url}; "
+                f"cannot tell which one version {version} deployed"
+            )
+        raw = snapshots[version - 1].read_bytes()
+        document = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
+        deployment = (document.get("checkpoint") or {}).get("latest") or {}
+    else:
+        deployment = (
+            json.loads(pulumi(stack, "stack", "export", "--version", str(version), "--stack", stack)).get("deployment")
+            or {}
+        )
+    return images_in(deployment.get("resources") or [])
+
+
+def pinned_builds(config: dict[str, Any], images: Mapping[str, str]) -> list[str]:
+    """Replace each built service's build block in a stack file's config by the digest it deployed."""
+    app: Any = config.get(f"{PROJECT}:app")
+    pinned = []
+    for name in built_services(app):
+        if name not in images:
+            raise RollbackError(
+                f"the restored config builds {name}'s image but that update's state holds no pushed digest for it; "
+                f"restore it by hand: `pulumi config set --path app.services.{name}.image <repository>@sha256:<digest>`"
+            )
+        service = dict(app["services"][name])
+        service.pop("build")
+        service["image"] = images[name]
+        app["services"][name] = service
+        pinned.append(f"{name}={images[name]}")
+    return pinned
+
+
+def restore(stack: str, target: Mapping[str, Any], plain_target: Mapping[str, Any], images: Mapping[str, str]) -> Path:
     path = ROOT / f"Pulumi.{stack}.yaml"
     current = yaml.safe_load(path.read_text()) or {}
     current_plain = {
@@ -159,6 +238,8 @@ def restore(stack: str, target: Mapping[str, Any], plain_target: Mapping[str, An
         for k, v in json.loads(pulumi(stack, "config", "--json", "--show-secrets", "--stack", stack)).items()
     }
     document, to_encrypt = restored_document(current, plain_target.get("config") or {}, current_plain)
+    for pin in pinned_builds(document["config"], images):
+        print(f"built image restored by digest: {pin} (put the build block back to build again)")
     header = (
         f"# Restored by scripts/rollback.py from update {target['version']} ({target.get('startTime', '')}).\n"
         "# Review and commit it, or fix forward; the next `up` deploys what this file says.\n"
@@ -191,7 +272,9 @@ def main(argv: list[str] | None = None) -> int:
             )
         current_version = max((int(u["version"]) for u in updates), default=0)
         plain = next(u for u in history(args.stack, show_secrets=True) if int(u["version"]) == args.to)
-        path = restore(args.stack, target, plain)
+        builds = built_services(config_value((target.get("config") or {}).get(f"{PROJECT}:app") or {}))
+        images = deployed_images(args.stack, args.to, updates) if builds else {}
+        path = restore(args.stack, target, plain, images)
         print(f"\nrestored the configuration of version {args.to} into {path.name}; previewing:\n", flush=True)
         subprocess.run([str(STACK_SH), "preview", args.stack], check=True)  # noqa: S603
         if not args.yes:

@@ -1,6 +1,26 @@
+import os
+import shutil
+import socket
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+
+@pytest.fixture
+def docker_daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """DOCKER_HOST pointing at a socket that accepts connections: what the program checks before a build."""
+    directory = tempfile.mkdtemp(prefix="dockerd-")  # short: unix socket paths are limited to ~100 bytes
+    path = os.path.join(directory, "docker.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as listener:
+        listener.bind(path)
+        listener.listen(8)
+        monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
+        yield f"unix://{path}"
+    shutil.rmtree(directory, ignore_errors=True)

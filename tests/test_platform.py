@@ -485,9 +485,10 @@ def test_production_runs_images_by_digest(run: ProgramRun) -> None:
             assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest")
 
 
+@pytest.mark.usefixtures("docker_daemon")
 def test_a_build_context_is_built_pushed_and_deployed_by_digest() -> None:
     build = {
-        "context": "../support-api",
+        "context": "tests/fixtures/api-image",
         "repository": "registry.example.com/support/api",
         "tag": "1.5.0-rc1",
         "registryUsername": "ci-bot",
@@ -501,7 +502,7 @@ def test_a_build_context_is_built_pushed_and_deployed_by_digest() -> None:
     assert run.error is None, run.error
     image = run.one("docker:index/image:Image", "api-image")
     assert image.inputs["imageName"] == "registry.example.com/support/api:1.5.0-rc1"
-    assert image.inputs["build"]["context"] == "../support-api"
+    assert image.inputs["build"]["context"] == "tests/fixtures/api-image"
     assert image.inputs["registry"]["username"] == "ci-bot"
     assert "registry.password" in image.secret_paths
     assert image.provider is not None and "pulumi:providers:docker::support-platform-docker" in image.provider
@@ -512,7 +513,12 @@ def test_a_build_context_is_built_pushed_and_deployed_by_digest() -> None:
 
 
 def test_a_build_with_a_registry_user_needs_the_registry_password() -> None:
-    build = {"context": ".", "repository": "registry.example.com/support/api", "tag": "1.5.0", "registryUsername": "ci"}
+    build = {
+        "context": "tests/fixtures/api-image",
+        "repository": "registry.example.com/support/api",
+        "tag": "1.5.0",
+        "registryUsername": "ci",
+    }
     app = overlay(raw_stack_value("dev", "app"), {"services": {"api": {"build": build}}})
     del app["services"]["api"]["image"]
     config, secret_keys = stack_config("dev", overrides={"app": app})
