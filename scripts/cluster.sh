@@ -104,7 +104,7 @@ down() {
         local bins
         bins=$(bin_dir | tail -n 1)
         log "deleting cluster $name"
-        "$bins/kwokctl" delete cluster --name "$name" --kubeconfig "" >&2 || log "kwokctl delete failed; stopping its processes"
+        "$bins/kwokctl" delete cluster --name "$name" --kubeconfig "$kubeconfig" >&2 || log "kwokctl delete failed; stopping its processes"
     fi
     local pids pid i
     for i in 1 2 3 4 5 6 7 8 9 10; do
