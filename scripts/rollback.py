@@ -121,7 +121,8 @@ def pending_message(stack: str, operations: Sequence[Mapping[str, Any]]) -> str:
     CLI v3.259.0: a non-interactive `pulumi refresh` clears pending updates and deletes but keeps
     pending creates, unless given --clear-pending-creates (drop them; the next up applies those
     objects again, and server-side apply adopts any the interrupted update did create) or
-    --import-pending-creates URN ID (adopt them now).
+    --import-pending-creates URN ID (adopt them now). A CLI that was killed also leaves its lock on
+    the file and bucket backends; `pulumi cancel` removes it.
     """
     listed = ", ".join(f"{op.get('type', '?')} {(op.get('resource') or {}).get('urn', '?')}" for op in operations)
     creates = any(op.get("type") == "creating" for op in operations)
@@ -136,7 +137,8 @@ def pending_message(stack: str, operations: Sequence[Mapping[str, Any]]) -> str:
         f"stack '{stack}' has {len(operations)} pending operation(s) from an interrupted update ({listed}). "
         f"Check those resources on the cluster, then recover the state with `{command}` "
         f"(scripts/stack.sh refresh {stack}{' --clear-pending-creates' if creates else ''}): {how}. "
-        "Then run the rollback again"
+        f"If the interrupted CLI left the stack locked ('the stack is currently locked'), and no update of it "
+        f"is running, first release the lock with `pulumi cancel --stack {stack} --yes`. Then run the rollback again"
     )
 
 

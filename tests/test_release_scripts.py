@@ -273,5 +273,6 @@ def test_pending_operations_name_the_recovery_command_of_the_cli() -> None:
     creating = rollback.pending_message("staging", [{"type": "creating", "resource": {"urn": urn}}])
     assert "`pulumi refresh --stack staging --clear-pending-creates`" in creating
     assert f"creating {urn}" in creating and "--import-pending-creates" in creating
+    assert "`pulumi cancel --stack staging --yes`" in creating
     updating = rollback.pending_message("staging", [{"type": "updating", "resource": {"urn": urn}}])
     assert "`pulumi refresh --stack staging`" in updating and "clear-pending-creates" not in updating
