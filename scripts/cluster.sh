@@ -87,14 +87,14 @@ cluster_pids() {
     for f in "$cluster_dir"/pids/*.pid; do
         [ -f "$f" ] || continue
         pid=$(cat "$f")
-        [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null && printf '%s\n' "$pid"
+        [ -n "$pid" ] && alive "$pid" && printf '%s\n' "$pid"
     done
     [ -d /proc ] || return 0
     for f in /proc/[0-9]*/cmdline; do
         pid=${f#/proc/}
         pid=${pid%/cmdline}
         [ "$pid" = "$$" ] && continue
-        tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "$cluster_dir/" && printf '%s\n' "$pid"
+        tr '\0' ' ' <"$f" 2>/dev/null | grep -qF -- "$cluster_dir/" && alive "$pid" && printf '%s\n' "$pid"
     done
     return 0
 }
@@ -123,7 +123,17 @@ down() {
 
 nodes_ready() { [ "$(kctl get nodes --no-headers 2>/dev/null | grep -cw Ready)" -ge "$nodes" ]; }
 
-pid_gone() { ! kill -0 "$1" 2>/dev/null; }
+# A process that exited but was not reaped (a zombie: kwokctl detaches the components, and PID 1 of
+# a container may never reap them) is gone too.
+alive() {
+    kill -0 "$1" 2>/dev/null || return 1
+    local stat
+    stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+    stat=${stat##*) }
+    [ "${stat%% *}" != Z ]
+}
+
+pid_gone() { ! alive "$1"; }
 
 wait_for() { # seconds description command...
     local deadline=$((SECONDS + $1)) what="$2"
@@ -179,15 +189,21 @@ case "$action" in
   down) down ;;
   kubeconfig) [ -f "$kubeconfig" ] || die "cluster $name is not up (scripts/cluster.sh up)"; echo "$kubeconfig" ;;
   context) echo "$context" ;;
-  status) KUBECTL=$(command -v kubectl || echo "$(bin_dir | tail -n 1)/kubectl"); ready ;;
+  status) KUBECTL=$(kubectl_path "$(bin_dir | tail -n 1)"); ready ;;
   stop-apiserver)
+    KUBECTL=$(kubectl_path "$(bin_dir | tail -n 1)")
     pid=$(apiserver_pid) || die "no kube-apiserver pid for cluster $name"
-    kill "$pid"
+    # SIGKILL, an abrupt crash: after SIGTERM it stops listening at once but may linger for minutes
+    # draining, and kwokctl would take the lingering process for a running one.
+    kill -9 "$pid"
     wait_for 30 "kube-apiserver to stop" pid_gone "$pid"
+    ready && die "the API server still answers"
     log "kube-apiserver (pid $pid) stopped" ;;
   start-apiserver)
     bins=$(bin_dir | tail -n 1)
     KUBECTL=$(kubectl_path "$bins")
+    # kwokctl takes a component whose pid still exists for running; an unreaped zombie does not count.
+    pid=$(apiserver_pid) && pid_gone "$pid" && rm -f "$cluster_dir/pids/kube-apiserver.pid"
     "$bins/kwokctl" start cluster --name "$name" >&2
     wait_for 60 "the API server" ready
     log "kube-apiserver is back" ;;
