@@ -410,10 +410,14 @@ def test_an_up_against_a_stopped_api_server_fails_clearly_and_keeps_the_state(
         cluster.script("start-apiserver")
     assert failed.returncode != 0
     output = failed.stdout + failed.stderr
+    print(output[-2000:])  # the error a person sees (pytest -rP shows it)
     assert "unreachable" in output or "connection refused" in output, output[-3000:]
     after = state(staging)
     assert not after.get("pending_operations")
-    assert [r["urn"] for r in after["resources"]] == [r["urn"] for r in checkpoint]
+    assert sorted(r["urn"] for r in after["resources"]) == sorted(r["urn"] for r in checkpoint)
+    # The state still records what the cluster runs: the failed update changed neither.
+    recorded = outputs_of(staging, "Deployment", "api")["spec"]["template"]["spec"]["containers"]
+    assert [c["image"] for c in recorded if c["name"] == "api"] == [live_image(cluster, "api")] == [IMAGE_A]
     up(staging)
     wait_available(cluster, "api")
     assert live_image(cluster, "api") == IMAGE_B
