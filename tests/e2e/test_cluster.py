@@ -85,10 +85,25 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     try:
         started = handle.script("up")
         assert started.stdout.strip().splitlines()[-1] == f"export KUBECONFIG={handle.kubeconfig}"
+        install_crds(handle)
         yield handle
     finally:
         handle.script("down", check=False)
         assert handle.processes() == [], "the cluster left processes behind"
+
+
+def install_crds(cluster: Cluster) -> None:
+    """The published CRDs of the custom resources the program emits (scripts/crds.sh, where the edge
+    tier brings it), so the API server validates those resources as a real cluster would."""
+    script = ROOT / "scripts" / "crds.sh"
+    if not script.exists():
+        return
+    proc = subprocess.run([str(script)], capture_output=True, text=True, check=False, timeout=600)
+    assert proc.returncode == 0, f"scripts/crds.sh failed:\n{proc.stderr[-3000:]}"
+    directory = proc.stdout.strip().splitlines()[-1]
+    # Server-side: the largest CRDs exceed the last-applied annotation of a client-side apply.
+    cluster.kubectl("apply", "--server-side", "-f", directory)
+    cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
 
 
 @pytest.fixture(scope="module")
