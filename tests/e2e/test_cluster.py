@@ -139,6 +139,21 @@ def outputs_of(project: Project, kind: str, name: str) -> dict[str, Any]:
     raise AssertionError(f"no {kind} {name} in the stack's state")
 
 
+def live_objects(project: Project) -> list[tuple[str, str, list[str]]]:
+    """(kubectl resource, name, namespace args) of every Kubernetes object in the stack's state."""
+    found = []
+    for resource in state(project).get("resources") or []:
+        outputs = resource.get("outputs") or {}
+        if not resource["type"].startswith("kubernetes:") or "kind" not in outputs:
+            continue
+        group, _, version = str(outputs["apiVersion"]).rpartition("/")
+        kind = str(outputs["kind"])
+        metadata = outputs.get("metadata") or {}
+        namespace = ["-n", metadata["namespace"]] if metadata.get("namespace") else []
+        found.append((f"{kind}.{version}.{group}" if group else kind, str(metadata["name"]), namespace))
+    return found
+
+
 def uids(cluster: Cluster) -> dict[str, str]:
     """uid of every object that holds data: Secrets, StatefulSets, PersistentVolumeClaims."""
     listing = cluster.get("secrets,statefulsets,persistentvolumeclaims", "-n", NAMESPACE)
@@ -236,6 +251,11 @@ def test_up_deploys_staging_and_the_cluster_runs_it(cluster: Cluster, staging: P
     assert {"NetworkPolicy", "Secret", "ConfigMap"} <= kinds
     namespace = cluster.get("namespace", NAMESPACE)["metadata"]["labels"]
     assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
+    # Every Kubernetes object in the state, custom resources included, is live on the cluster.
+    objects = live_objects(staging)
+    assert len(objects) >= 20
+    for resource, name, namespace_args in objects:
+        cluster.kubectl("get", resource, name, *namespace_args)
 
 
 def test_a_live_pod_runs_hardened(cluster: Cluster, staging: Project) -> None:
