@@ -376,6 +376,10 @@ def test_a_killed_up_leaves_pending_creates_that_block_rollback_until_recovered(
 ) -> None:
     before = uids(cluster)
     enable_agent(staging)
+    # With every node cordoned, the new agent pods stay Pending, so the provider is still awaiting
+    # the Deployment's rollout when the CLI is killed (and not, by chance, writing its state).
+    nodes = [n["metadata"]["name"] for n in cluster.get("nodes")["items"]]
+    cluster.kubectl("cordon", *nodes)
     process = subprocess.Popen(
         [str(staging.root / "scripts" / "stack.sh"), "up", "staging"],
         cwd=staging.root,
@@ -393,6 +397,7 @@ def test_a_killed_up_leaves_pending_creates_that_block_rollback_until_recovered(
         for line in process.stdout:
             seen.append(line)
             if "Deployment" in line and "agent" in line and "creating" in line:
+                time.sleep(3)  # the other agent resources finish; the Deployment waits for its pods
                 pulumi = [p for p in descendants(process.pid) if command_name(p) == "pulumi"]
                 assert pulumi, "no pulumi process under stack.sh"
                 killed = pulumi[0]
@@ -407,6 +412,7 @@ def test_a_killed_up_leaves_pending_creates_that_block_rollback_until_recovered(
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)
         process.wait(timeout=30)
+        cluster.kubectl("uncordon", *nodes)
     assert killed is not None, "".join(seen[-40:])
     assert process.returncode != 0
 
