@@ -366,6 +366,19 @@ def command_name(pid: int) -> str:
         return ""
 
 
+def session_members(session: int) -> list[int]:
+    """Pids of the live processes of a session (field 6 of /proc/<pid>/stat)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
 def enable_agent(staging: Project) -> None:
     config_set(staging, "app.services.agent.enabled", "true")
     config_set(staging, "app.services.agent.image", AGENT_IMAGE)
@@ -406,15 +419,20 @@ def test_a_killed_up_leaves_pending_creates_that_block_rollback_until_recovered(
             assert time.monotonic() < deadline, "the up never reached the agent Deployment"
         process.wait(timeout=60)
     finally:
-        # The language host, the program and the providers lose their engine with it; end any that
-        # is still there, by its group (started above for this).
+        # The language host, the program and the providers outlive the killed engine (each in its own
+        # process group): end them by the session started above for this.
         time.sleep(2)
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        for pid in session_members(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         process.wait(timeout=30)
         cluster.kubectl("uncordon", *nodes)
     assert killed is not None, "".join(seen[-40:])
     assert process.returncode != 0
+    deadline = time.monotonic() + 10
+    while session_members(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert session_members(process.pid) == [], "the killed update left processes behind"
 
     pending = state(staging).get("pending_operations") or []
     assert pending, "the killed update left no pending operation"
