@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -45,6 +46,7 @@ class Cluster:
     kubeconfig: Path
     context: str
     env: dict[str, str]
+    kubectl_binary: str
 
     def script(self, action: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
@@ -55,7 +57,7 @@ class Cluster:
         return proc
 
     def kubectl(self, *args: str, stdin: str | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
-        command = ["kubectl", "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args]
+        command = [self.kubectl_binary, "--kubeconfig", str(self.kubeconfig), "--context", self.context, *args]
         proc = subprocess.run(command, input=stdin, capture_output=True, text=True, check=False, timeout=300)
         if check:
             assert proc.returncode == 0, f"kubectl {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}"
@@ -76,12 +78,22 @@ class Cluster:
         return found
 
 
+def bin_dir() -> str:
+    proc = subprocess.run(
+        [str(ROOT / "scripts" / "cluster" / "ensure-cluster.sh")], capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 0, f"building the control plane failed:\n{proc.stderr[-4000:]}"
+    return proc.stdout.strip().splitlines()[-1]
+
+
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     home = tmp_path_factory.mktemp("kwok")
     env = dict(os.environ, SUPPORT_PLATFORM_CLUSTER_NAME=CLUSTER_NAME, SUPPORT_PLATFORM_CLUSTER_HOME=str(home))
     env.pop("KUBECONFIG", None)
-    handle = Cluster(home, home / "clusters" / CLUSTER_NAME / "kubeconfig.yaml", f"kwok-{CLUSTER_NAME}", env)
+    # The machine's kubectl, else the one scripts/cluster/ensure-cluster.sh builds when there is none.
+    kubectl = shutil.which("kubectl") or str(Path(bin_dir()) / "kubectl")
+    handle = Cluster(home, home / "clusters" / CLUSTER_NAME / "kubeconfig.yaml", f"kwok-{CLUSTER_NAME}", env, kubectl)
     try:
         started = handle.script("up")
         assert started.stdout.strip().splitlines()[-1] == f"export KUBECONFIG={handle.kubeconfig}"
@@ -234,7 +246,8 @@ def test_a_claim_binds_through_the_default_storage_class(cluster: Cluster) -> No
 
 def test_up_deploys_staging_and_the_cluster_runs_it(cluster: Cluster, staging: Project) -> None:
     result = up(staging)
-    assert "mandatory" not in summary(result.stdout).lower() or "0 mandatory" in result.stdout
+    # The stack policies judged the live objects (outputs) and found nothing, advisory included.
+    assert "[mandatory]" not in result.stdout and "[advisory]" not in result.stdout, result.stdout[-4000:]
     wait_available(cluster, *SERVICES)
     for service in SERVICES:
         endpoints = cluster.get("endpointslices", "-n", NAMESPACE, "-l", f"kubernetes.io/service-name={service}")
