@@ -298,6 +298,10 @@ def test_outputs_carry_server_defaults_and_the_pack_judges_declarations(staging:
     outputs = outputs_of(staging, "Deployment", "api")
     assert outputs["spec"]["replicas"] >= 1, "the API server fills in spec.replicas"
     managed = outputs["metadata"]["managedFields"]
+    for entry in managed:  # shown by pytest -rP
+        spec_fields = sorted(entry["fieldsV1"].get("f:spec", {}))
+        print(entry["manager"], entry["operation"], entry.get("subresource"), spec_fields)
+    print("outputs keys:", sorted(outputs))
     appliers = [m for m in managed if m["operation"] == "Apply"]
     assert appliers, f"no server-side apply field manager in outputs: {managed}"
     assert all("f:replicas" not in m["fieldsV1"].get("f:spec", {}) for m in appliers)
