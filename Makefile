@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv test lint unit e2e images bench snapshot schema up preview destroy clean
+.PHONY: help venv test lint unit e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -40,7 +40,16 @@ unit: venv ## the pytest suite: mocks, settings, snapshots, policies (no cluster
 	$(BIN)/python -m pytest -q -m "not engine"
 
 e2e: venv policies/venv/.installed ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
-	$(BIN)/python -m pytest -q -m engine tests/e2e
+	$(BIN)/python -m pytest -q -m "engine and not cluster" tests/e2e
+
+cluster-test: venv policies/venv/.installed ## the real CLI against a throwaway control plane it starts and stops (builds it on first use)
+	$(BIN)/python -m pytest -q -m cluster tests/e2e
+
+cluster: ## start a throwaway control plane (kwok) to look around with kubectl; last line: export KUBECONFIG=...
+	@scripts/cluster.sh up
+
+cluster-down: ## stop that control plane; no process is left
+	@scripts/cluster.sh down
 
 test: lint unit e2e ## everything CI runs: lint, the unit suite, then the engine suite (builds the engine once)
 

@@ -115,6 +115,33 @@ def pending_operations(stack: str) -> list[dict[str, Any]]:
     return operations
 
 
+def pending_message(stack: str, operations: Sequence[Mapping[str, Any]]) -> str:
+    """Why a stack with pending operations cannot be rolled back, and the command that recovers it.
+
+    CLI v3.259.0: a non-interactive `pulumi refresh` clears pending updates and deletes but keeps
+    pending creates, unless given --clear-pending-creates (drop them; the next up applies those
+    objects again, and server-side apply adopts any the interrupted update did create) or
+    --import-pending-creates URN ID (adopt them now). A CLI that was killed also leaves its lock on
+    the file and bucket backends; `pulumi cancel` removes it.
+    """
+    listed = ", ".join(f"{op.get('type', '?')} {(op.get('resource') or {}).get('urn', '?')}" for op in operations)
+    creates = any(op.get("type") == "creating" for op in operations)
+    command = f"pulumi refresh --stack {stack}" + (" --clear-pending-creates" if creates else "")
+    how = (
+        "it drops the interrupted creates from the state (the next up applies them again) and refreshes the "
+        "rest; `--import-pending-creates <urn> <id>` adopts them instead"
+        if creates
+        else "it reads the interrupted resources back from the cluster and clears the pending operations"
+    )
+    return (
+        f"stack '{stack}' has {len(operations)} pending operation(s) from an interrupted update ({listed}). "
+        f"Check those resources on the cluster, then recover the state with `{command}` "
+        f"(scripts/stack.sh refresh {stack}{' --clear-pending-creates' if creates else ''}): {how}. "
+        f"If the interrupted CLI left the stack locked ('the stack is currently locked'), and no update of it "
+        f"is running, first release the lock with `pulumi cancel --stack {stack} --yes`. Then run the rollback again"
+    )
+
+
 def choose(updates: Sequence[Mapping[str, Any]], version: int) -> Mapping[str, Any]:
     target = next((u for u in updates if int(u["version"]) == version), None)
     if target is None:
@@ -264,12 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         target = choose(updates, args.to)
         operations = pending_operations(args.stack)
         if operations:
-            urns = ", ".join(str((op.get("resource") or {}).get("urn", "?")) for op in operations)
-            raise RollbackError(
-                f"stack '{args.stack}' has {len(operations)} pending operation(s) from an interrupted update "
-                f"({urns}); reconcile them first with `pulumi refresh --stack {args.stack}` (it offers to clear "
-                "them), then roll back"
-            )
+            raise RollbackError(pending_message(args.stack, operations))
         current_version = max((int(u["version"]) for u in updates), default=0)
         plain = next(u for u in history(args.stack, show_secrets=True) if int(u["version"]) == args.to)
         builds = built_services(config_value((target.get("config") or {}).get(f"{PROJECT}:app") or {}))

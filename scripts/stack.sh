@@ -42,6 +42,22 @@ if [ -z "${PULUMI_BACKEND_URL:-}" ]; then
   export PULUMI_BACKEND_URL="file://$root/.pulumi-state"
 fi
 
+# A CLI killed while it saved a file-backend checkpoint can leave the checkpoint's metadata sidecar
+# (<stack>.json.attrs, written after the new checkpoint but before its rename) empty; the previous
+# checkpoint is then still whole, but every command fails with "failed to load checkpoint: EOF". An
+# empty sidecar is never valid and a missing one is: remove it (not a fresh one a live run may be
+# writing this instant).
+case "$PULUMI_BACKEND_URL" in file://*)
+  state_dir=${PULUMI_BACKEND_URL#file://}
+  state_dir=${state_dir%%\?*}
+  if [ -d "$state_dir/.pulumi/stacks" ]; then
+    while IFS= read -r sidecar; do
+      echo "warning: removing $sidecar, left empty by an interrupted state write" >&2
+      rm -f "$sidecar"
+    done < <(find "$state_dir/.pulumi/stacks" -name '*.json.attrs' -size 0 ! -newermt '-5 seconds' 2>/dev/null)
+  fi ;;
+esac
+
 # dev's passphrase protects nothing real (its secrets are generated for a render); staging and
 # production must bring their own, so a forgotten (or empty) variable never keys a stack weakly.
 has_provider=false

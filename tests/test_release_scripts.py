@@ -266,3 +266,13 @@ def test_file_backend_snapshots_are_found_oldest_first(tmp_path: Path) -> None:
         "dev-1700000000000000001.checkpoint.json",
         "dev-1700000000000000002.checkpoint.json",
     ]
+
+
+def test_pending_operations_name_the_recovery_command_of_the_cli() -> None:
+    urn = "urn:pulumi:staging::support-platform::kubernetes:apps/v1:Deployment::agent"
+    creating = rollback.pending_message("staging", [{"type": "creating", "resource": {"urn": urn}}])
+    assert "`pulumi refresh --stack staging --clear-pending-creates`" in creating
+    assert f"creating {urn}" in creating and "--import-pending-creates" in creating
+    assert "`pulumi cancel --stack staging --yes`" in creating
+    updating = rollback.pending_message("staging", [{"type": "updating", "resource": {"urn": urn}}])
+    assert "`pulumi refresh --stack staging`" in updating and "clear-pending-creates" not in updating

@@ -3,6 +3,11 @@
 These rules relate resources to each other (a PDB to the pods it selects, an HPA to its target),
 so they run on the whole stack. A workload counts as replicated when spec.replicas > 1 (an omitted
 replicas means 1) or when an HPA targets it.
+
+Stack policies judge the program's declarations, but after an `up` they see the resources' outputs:
+the live objects, with whatever the API server and controllers filled in. The one field where that
+matters here is spec.replicas, which the API server defaults to 1 (and an HPA then rewrites) on a
+workload that leaves it out. `declared_replicas` tells a written value from a filled-in one.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from .k8s import (
     as_sequence,
     as_str,
     int_or_percent,
+    metadata,
     parse_type,
     selector_matches,
     to_plain,
@@ -38,7 +44,7 @@ class Workload:
     group: str
     namespace: str
     name: str
-    replicas: float | None  # spec.replicas as written; None when omitted
+    replicas: float | None  # spec.replicas as declared; None when omitted (see declared_replicas)
     labels: Mapping[str, Any]
     pod: PodTemplate
 
@@ -65,6 +71,28 @@ class Autoscaler:
         )
 
 
+def _owns_replicas(entry: Any) -> bool:
+    """A managedFields entry of a server-side apply (operation Apply) that owns spec.replicas."""
+    fields = as_mapping(as_mapping(entry).get("fieldsV1"))
+    return as_mapping(entry).get("operation") == "Apply" and "f:replicas" in as_mapping(fields.get("f:spec"))
+
+
+def declared_replicas(props: Mapping[str, Any]) -> float | None:
+    """spec.replicas as the program declared it; None when the program left it out.
+
+    Inputs (previews, render mode, mocks) carry no metadata.managedFields: there spec.replicas is
+    what was written. Outputs of a live object do carry them, and there the value counts only when
+    an applier (the Kubernetes provider's server-side apply field manager, operation Apply) owns
+    f:spec/f:replicas. A value the API server defaulted has no owner, and one the HPA controller or
+    `kubectl scale` set is owned by an Update of the scale subresource: neither was declared.
+    """
+    replicas = as_number(as_mapping(props.get("spec")).get("replicas"))
+    managed = as_sequence(metadata(props).get("managedFields"))
+    if replicas is None or not managed:
+        return replicas
+    return replicas if any(_owns_replicas(entry) for entry in managed) else None
+
+
 def workload(subject: Subject) -> Workload | None:
     kind = subject.kind
     if kind not in REPLICATED_KINDS:
@@ -79,7 +107,7 @@ def workload(subject: Subject) -> Workload | None:
         token.group,
         subject.namespace,
         subject.object_name or subject.name,
-        as_number(as_mapping(subject.props.get("spec")).get("replicas")),
+        declared_replicas(subject.props),
         to_plain(pod.labels),
         pod,
     )

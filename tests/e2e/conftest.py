@@ -86,9 +86,9 @@ class Project:
         return rollback.numbered(json.loads(out))
 
 
-@pytest.fixture
-def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
-    root = tmp_path / "project"
+def copy_project(base: Path, engine_bin: Path) -> Project:
+    """A private copy of the project under `base`, with its own file backend in base/state."""
+    root = base / "project"
     root.mkdir()
     for name in PROJECT_FILES:
         shutil.copy2(ROOT / name, root / name)
@@ -102,12 +102,17 @@ def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
     env.pop("KUBECONFIG", None)
     env.update(
         PATH=f"{engine_bin}{os.pathsep}{env.get('PATH', '')}",
-        PULUMI_BACKEND_URL=f"file://{tmp_path / 'state'}",
+        PULUMI_BACKEND_URL=f"file://{base / 'state'}",
         PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
         # Previews of cluster stacks must not find a real cluster through an ambient kubeconfig.
-        KUBECONFIG=str(tmp_path / "no-kubeconfig"),
+        KUBECONFIG=str(base / "no-kubeconfig"),
     )
     if "PULUMI_HOME" in os.environ:
         env["PULUMI_HOME"] = os.environ["PULUMI_HOME"]
-    (tmp_path / "state").mkdir()
-    yield Project(root, env)
+    (base / "state").mkdir()
+    return Project(root, env)
+
+
+@pytest.fixture
+def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
+    yield copy_project(tmp_path, engine_bin)

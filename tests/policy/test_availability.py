@@ -218,6 +218,85 @@ def test_sane_hpa_passes(kind: str) -> None:
     )
 
 
+# --- HPA after an up: outputs carry what the API server filled in ----------------------------
+
+APPLY_MANAGER = "pulumi-kubernetes-7c1d5e0a"
+
+
+def managed_field(manager: str, operation: str, spec_fields: dict[str, Any], subresource: str | None = None) -> Any:
+    entry: dict[str, Any] = {
+        "manager": manager,
+        "operation": operation,
+        "apiVersion": "apps/v1",
+        "time": "2026-01-01T00:00:00Z",
+        "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:spec": spec_fields},
+    }
+    if subresource is not None:
+        entry["subresource"] = subresource
+    return entry
+
+
+def live(kind: str, replicas: int, *entries: Any) -> Any:
+    """A workload as a stack policy sees it after an up: live object with managedFields."""
+    resource_type, props = workload(kind, replicas=replicas)
+    props["metadata"]["managedFields"] = list(entries)
+    props["metadata"]["uid"] = "0b0e7c52-4c47-4d1e-9f4e-3f0a8c4f5a11"
+    props["status"] = {"replicas": replicas, "readyReplicas": replicas}
+    return resource(resource_type, props, "api")
+
+
+APPLIED_WITHOUT_REPLICAS = managed_field(APPLY_MANAGER, "Apply", {"f:selector": {}, "f:template": {}})
+APPLIED_WITH_REPLICAS = managed_field(APPLY_MANAGER, "Apply", {"f:replicas": {}, "f:selector": {}, "f:template": {}})
+HPA_SCALED = managed_field("kube-controller-manager", "Update", {"f:replicas": {}}, subresource="scale")
+
+
+@KINDS
+@pytest.mark.parametrize(
+    "entries",
+    [(APPLIED_WITHOUT_REPLICAS,), (APPLIED_WITHOUT_REPLICAS, HPA_SCALED)],
+    ids=["server-defaulted", "hpa-scaled"],
+)
+def test_replicas_the_server_or_the_hpa_filled_in_pass(kind: str, entries: tuple[Any, ...]) -> None:
+    """The issue-9 blocker: the API server defaults spec.replicas to 1 on a workload that omits it."""
+    stack = [live(kind, 1, *entries), hpa(kind)]
+    assert check_stack(availability.hpa_sanity, stack, config={"minimumMinReplicas": 2}) == []
+    scaled = [live(kind, 3, *entries), hpa(kind)]
+    assert check_stack(availability.hpa_sanity, scaled, config={"minimumMinReplicas": 2}) == []
+
+
+@KINDS
+@pytest.mark.parametrize(
+    "entries", [(APPLIED_WITH_REPLICAS,), (APPLIED_WITH_REPLICAS, HPA_SCALED)], ids=["applied", "applied-and-scaled"]
+)
+def test_replicas_the_program_applied_still_fail_after_an_up(kind: str, entries: tuple[Any, ...]) -> None:
+    reported = check_stack(availability.hpa_sanity, [live(kind, 3, *entries), hpa(kind)])
+    assert_finding(
+        messages_for(reported, "api"),
+        subject=subject_label(kind),
+        path="spec.replicas",
+        found="3",
+        fix="omit spec.replicas",
+    )
+
+
+@KINDS
+def test_undeclared_live_replicas_do_not_make_a_workload_replicated(kind: str) -> None:
+    """Without an HPA, a server-defaulted (or hand-scaled) count is not the program's: no PDB needed."""
+    scaled_by_hand = managed_field("kubectl", "Update", {"f:replicas": {}}, subresource="scale")
+    assert check_stack(availability.pdb_coverage, [live(kind, 3, APPLIED_WITHOUT_REPLICAS, scaled_by_hand)]) == []
+    assert len(check_stack(availability.pdb_coverage, [live(kind, 3, APPLIED_WITH_REPLICAS)])) == 1
+
+
+def test_declared_replicas_reads_inputs_as_written() -> None:
+    _, props = workload("Deployment", replicas=3)
+    assert availability.declared_replicas(props) == 3
+    _, props = workload("Deployment")
+    assert availability.declared_replicas(props) is None
+    props["metadata"]["managedFields"] = [APPLIED_WITHOUT_REPLICAS]
+    assert availability.declared_replicas(props) is None
+
+
 # --- spreading ------------------------------------------------------------------------------
 
 
