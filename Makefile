@@ -51,7 +51,7 @@ cluster: ## start a throwaway control plane (kwok) to look around with kubectl; 
 cluster-down: ## stop that control plane; no process is left
 	@scripts/cluster.sh down
 
-test: lint unit e2e ## everything CI runs: lint, the unit suite, then the engine suite (builds the engine once)
+test: lint unit e2e cluster-test ## everything CI runs: lint, the unit suite, the engine suite, the cluster suite (builds what they need once)
 
 bench: venv policies/venv/.installed ## print median preview times of production (with/without the pack, floor) and a warm make up
 	$(BIN)/python scripts/bench.py

@@ -26,7 +26,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Project, copy_project
+from tests.e2e.conftest import MANIFEST_TYPES, ROOT, LocalRegistry, Project, copy_project
 
 pytestmark = [pytest.mark.engine, pytest.mark.cluster]
 
@@ -500,6 +500,66 @@ def test_an_up_against_a_stopped_api_server_fails_clearly_and_keeps_the_state(
 
 
 # --- destroy --------------------------------------------------------------------------------
+
+
+# --- images built by the update, running on the cluster --------------------------------------
+
+
+def test_a_built_image_runs_on_the_live_cluster_by_its_pushed_digest(
+    cluster: Cluster, staging: Project, local_registry: LocalRegistry
+) -> None:
+    context = staging.root / "app-src"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nCOPY message.txt /message.txt\n")
+    (context / "message.txt").write_text("built for the cluster\n")
+    staging.run("run", "staging", "config", "rm", "--path", "app.services.api.image", "--stack", "staging")
+    repository = f"{local_registry.address}/support/api"
+    config_set(staging, "app.services.api.build.context", "app-src")
+    config_set(staging, "app.services.api.build.repository", repository)
+    config_set(staging, "app.services.api.build.tag", "2.0.0")
+    staging.env["DOCKER_HOST"] = local_registry.docker_host
+    up(staging)
+    wait_available(cluster, "api")
+    image = live_image(cluster, "api")
+    assert image.startswith(f"{repository}@sha256:"), image
+    digest = image.split("@", 1)[1]
+    headers, _ = local_registry.get(f"/v2/support/api/manifests/{digest}", accept=MANIFEST_TYPES)
+    assert headers["Docker-Content-Digest"] == digest, "the registry serves what the cluster runs"
+
+
+# --- production: the pull-request gate on real plans ------------------------------------------
+
+
+def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_data(
+    tmp_path_factory: pytest.TempPathFactory, engine_bin: Path, cluster: Cluster
+) -> None:
+    production = copy_project(tmp_path_factory.mktemp("production"), engine_bin)
+    production.set_secrets("production")
+
+    def set_config(path: str, value: str) -> None:
+        production.run("run", "production", "config", "set", "--path", path, value, "--stack", "production")
+
+    set_config("target.context", cluster.context)
+    set_config("target.kubeconfig", str(cluster.kubeconfig))
+    set_config("namespaces.app", "support-prod")  # beside the staging stack's namespace
+    try:
+        deployed = production.run("up", "production")
+        assert "support-platform-guardrails" in deployed.stdout
+        clean = production.script("pr_gate.py", "--stack", "production")
+        assert clean.returncode == 0, clean.stdout[-3000:] + clean.stderr[-3000:]
+        assert "`production`: gate passed" in clean.stdout and "No changes." in clean.stdout
+
+        # Moving the app to another namespace replaces every namespaced object, data included.
+        set_config("namespaces.app", "support-prod-moved")
+        blocked = production.script("pr_gate.py", "--stack", "production")
+        assert blocked.returncode == 1, blocked.stdout[-3000:] + blocked.stderr[-3000:]
+        assert "`production`: gate blocked" in blocked.stdout
+        assert "Secret holding data `api-secrets`" in blocked.stdout
+        assert "Namespace `app-namespace`" in blocked.stdout
+    finally:
+        set_config("namespaces.app", "support-prod")
+        production.run("destroy", "production", check=False)
+    assert cluster.kubectl("get", "namespace", "support-prod", check=False).returncode != 0
 
 
 def test_destroy_removes_everything_it_created(cluster: Cluster, staging: Project) -> None:

@@ -8,62 +8,16 @@ and always stops them. Base images cannot be pulled here, so the context builds 
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
-import tempfile
-import urllib.request
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.e2e.conftest import ROOT, Project
+from tests.e2e.conftest import MANIFEST_TYPES, LocalRegistry, Project
 
 pytestmark = [pytest.mark.engine, pytest.mark.images]
-
-SCRIPT = ROOT / "scripts" / "images" / "local-registry.sh"
-MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    )
-)
-
-
-@dataclass(frozen=True)
-class LocalRegistry:
-    docker_host: str
-    address: str  # 127.0.0.1:<port>
-
-    def get(self, path: str, accept: str | None = None) -> tuple[dict[str, str], bytes]:
-        request = urllib.request.Request(f"http://{self.address}{path}", headers={"Accept": accept} if accept else {})
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - http to our own registry
-            return dict(response.headers), response.read()
-
-
-@pytest.fixture(scope="session")
-def local_registry() -> Iterator[LocalRegistry]:
-    # Short: dockerd's and containerd's unix sockets live under it (at most ~100 bytes a path).
-    run_dir = tempfile.mkdtemp(prefix="images-")
-    env = {**os.environ, "LOCAL_REGISTRY_DIR": run_dir}
-    try:
-        started = subprocess.run([str(SCRIPT), "start"], env=env, capture_output=True, text=True, check=False)
-        assert started.returncode == 0, f"local registry did not start:\n{started.stderr[-4000:]}"
-        exports = dict(
-            line.removeprefix("export ").split("=", 1) for line in started.stdout.splitlines() if "=" in line
-        )
-        yield LocalRegistry(docker_host=exports["DOCKER_HOST"], address=exports["LOCAL_REGISTRY"])
-    finally:
-        stopped = subprocess.run([str(SCRIPT), "stop"], env=env, capture_output=True, text=True, check=False)
-        leftovers = [p for p in ("docker.pid", "registry.pid", "docker.sock") if (Path(run_dir) / p).exists()]
-        shutil.rmtree(run_dir, ignore_errors=True)
-        assert stopped.returncode == 0 and not leftovers, stopped.stderr
 
 
 @pytest.fixture
