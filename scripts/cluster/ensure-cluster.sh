@@ -36,26 +36,10 @@ LOG_DIR="$VERSION_DIR/logs"
 
 KUBE_BINARIES=(kube-apiserver kube-controller-manager kube-scheduler)
 
-log() { printf 'ensure-cluster: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Hash of the pins a component depends on: the lines starting with its prefixes.
-component_key() {
-    local pins prefix
-    pins="$(sed -n '/^# ---- pins/,/^# ---- end pins/p' "$SCRIPT_PATH" | grep -v '^#')"
-    {
-        echo "recipe=$RECIPE_REVISION"
-        for prefix in "$@"; do grep -E "^${prefix}_" <<<"$pins" || true; done
-    } | sha256sum | cut -c1-16
-}
-
-is_fresh() { # name key binary...
-    local name="$1" key="$2"
-    shift 2
-    [[ -f "$STAMP_DIR/$name" && "$(cat "$STAMP_DIR/$name")" == "$key" ]] || return 1
-    local f
-    for f in "$@"; do [[ -x "$BIN_DIR/$f" ]] || return 1; done
-}
+LOG_PREFIX=ensure-cluster
+COMMON_PIN_PREFIXES=
+# shellcheck source=scripts/lib/pinned-build.sh
+source "$(dirname "$SCRIPT_PATH")/../lib/pinned-build.sh"
 
 # kubectl: kwokctl drives the cluster with it. Built only when the machine has none.
 need_kubectl() { ! command -v kubectl >/dev/null 2>&1; }
@@ -68,35 +52,6 @@ go_env_setup() {
     # GOSUMDB stays on: every module here is a tagged release the checksum database knows. Set
     # GOSUMDB=off in the environment only where a proxy serves modules but not the checksum database.
     mkdir -p "$BIN_DIR" "$STAMP_DIR" "$WORK_DIR" "$LOG_DIR"
-}
-
-run_logged() { # logfile cmd...: output to the log; its tail on failure
-    local logfile="$1"
-    shift
-    printf '+ %s\n' "$*" >>"$logfile"
-    if ! "$@" >>"$logfile" 2>&1; then
-        log "command failed: $*"
-        tail -n 25 "$logfile" | sed 's/^/    /' >&2
-        log "full log: $logfile"
-        return 1
-    fi
-}
-
-new_wrapper() { # name -> prints a fresh wrapper module dir
-    local dir="$WORK_DIR/$1"
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    (cd "$dir" && go mod init "ensure-cluster.local/$1" >/dev/null 2>&1)
-    printf '%s\n' "$dir"
-}
-
-finish() { # name key binary...: move staged binaries into bin, then write the stamp
-    local name="$1" key="$2"
-    shift 2
-    local f
-    for f in "$@"; do mv -f "$WORK_DIR/$name/out/$f" "$BIN_DIR/$f" || return 1; done
-    printf '%s\n' "$key" >"$STAMP_DIR/$name"
-    rm -rf "${WORK_DIR:?}/$name"
 }
 
 # k8s.io/kubernetes points every staging module at ./staging/src/...; replaces apply only in the

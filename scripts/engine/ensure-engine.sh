@@ -67,28 +67,11 @@ LOG_DIR="$VERSION_DIR/logs"
 export PULUMI_SKIP_UPDATE_CHECK=true
 export PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION=true
 
-log() { printf 'ensure-engine: %s\n' "$*" >&2; }
-die() { log "ERROR: $*"; exit 1; }
-
-# Hash of the pins a component depends on: common lines plus those starting with its prefixes.
-component_key() {
-    local pins
-    pins="$(sed -n '/^# ---- pins/,/^# ---- end pins/p' "$SCRIPT_PATH" | grep -v '^#')"
-    {
-        echo "recipe=$RECIPE_REVISION"
-        grep -E '^PULUMI_' <<<"$pins"
-        local prefix
-        for prefix in "$@"; do grep -E "^${prefix}_" <<<"$pins" || true; done
-    } | sha256sum | cut -c1-16
-}
-
-is_fresh() { # name key file...
-    local name="$1" key="$2"
-    shift 2
-    [[ -f "$STAMP_DIR/$name" && "$(cat "$STAMP_DIR/$name")" == "$key" ]] || return 1
-    local f
-    for f in "$@"; do [[ -x "$BIN_DIR/$f" ]] || return 1; done
-}
+LOG_PREFIX=ensure-engine
+# Every component depends on the CLI's pins (the SDK and its version ldflags).
+COMMON_PIN_PREFIXES=PULUMI
+# shellcheck source=scripts/lib/pinned-build.sh
+source "$(dirname "$SCRIPT_PATH")/../lib/pinned-build.sh"
 
 go_env_setup() {
     if ! command -v go >/dev/null 2>&1; then
@@ -105,31 +88,6 @@ go_env_setup() {
     export GOSUMDB=off
     command -v python3 >/dev/null 2>&1 || die "python3 is needed to prepare the provider sources"
     mkdir -p "$BIN_DIR" "$STAMP_DIR" "$WORK_DIR" "$LOG_DIR"
-}
-
-# Run a command with its output in the component's log; show the log's tail if it fails.
-run_logged() { # logfile cmd...
-    local logfile="$1"
-    shift
-    printf '+ %s\n' "$*" >>"$logfile"
-    if ! "$@" >>"$logfile" 2>&1; then
-        log "command failed: $*"
-        show_log_tail "$logfile"
-        return 1
-    fi
-}
-
-show_log_tail() {
-    tail -n 25 "$1" | sed 's/^/    /' >&2
-    log "full log: $1"
-}
-
-new_wrapper() { # name -> prints a fresh wrapper module dir
-    local dir="$WORK_DIR/$1"
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    (cd "$dir" && go mod init "ensure-engine.local/$1" >/dev/null 2>&1)
-    printf '%s\n' "$dir"
 }
 
 # Download module@ref (a commit is allowed) and print "<canonical version> <directory>".
@@ -157,14 +115,6 @@ for r in json.load(sys.stdin).get("Replace") or []:
 ')
 }
 
-finish() { # name key staged_file...: move staged binaries into bin and write the stamp
-    local name="$1" key="$2"
-    shift 2
-    local f
-    for f in "$@"; do mv -f "$WORK_DIR/$name/out/$f" "$BIN_DIR/$f" || return 1; done
-    printf '%s\n' "$key" >"$STAMP_DIR/$name"
-    rm -rf "${WORK_DIR:?}/$name"
-}
 
 # What to do when a piece can be neither found nor built.
 explain_missing() { # failed component names...
