@@ -531,15 +531,14 @@ class ReceiverSettings(_Strict):
     @model_validator(mode="after")
     def _one_url(self) -> ReceiverSettings:
         if (self.url is None) == (self.url_secret is None):
-            raise _cross_field(
-                "url", "a receiver needs exactly one webhook: url, or urlSecret (e.g. alertWebhookUrl)"
-            )
+            raise _cross_field("url", "a receiver needs exactly one webhook: url, or urlSecret (e.g. alertWebhookUrl)")
         if self.url is not None and _URL_WITH_CREDENTIALS.search(self.url):
             raise _cross_field("url", "carries credentials, which would be committed; use urlSecret")
         return self
 
 
-_DEFAULT_RECEIVER = ReceiverSettings(url_secret="alertWebhookUrl")
+# The name of a secret config key, not a secret.
+_DEFAULT_RECEIVER = ReceiverSettings(url_secret="alertWebhookUrl")  # noqa: S106
 
 
 class ReceiversSettings(_Strict):
@@ -584,6 +583,37 @@ class OperatorSettings(_Strict):
     """Label the Grafana dashboard sidecar loads ConfigMaps by."""
 
 
+def _monitoring_image(value: str) -> str:
+    match = _IMAGE.match(value)
+    if not match or not (match.group("tag") or _DIGEST.search(value)) or match.group("tag") == "latest":
+        raise PydanticCustomError(
+            "image",
+            "'{value}' is not a pinned image reference; use repository:tag or repository@sha256:<digest>",
+            {"value": value},
+        )
+    return value
+
+
+MonitoringImage = Annotated[str, AfterValidator(_monitoring_image)]
+
+
+class MonitoringImages(_Strict):
+    """Images of the bundled servers; the Prometheus and Alertmanager versions match the pinned
+    promtool and amtool that check their configuration."""
+
+    prometheus: MonitoringImage = "quay.io/prometheus/prometheus:v3.16.0"
+    """Prometheus server image."""
+    alertmanager: MonitoringImage = "quay.io/prometheus/alertmanager:v0.35.0"
+    """Alertmanager image."""
+    grafana: MonitoringImage = "docker.io/grafana/grafana:11.6.0"
+    """Grafana image."""
+
+
+class GrafanaSettings(_Strict):
+    allow_from_namespaces: list[DnsLabel] = []
+    """Namespaces whose pods may reach Grafana (e.g. the edge's); none by default: use kubectl port-forward."""
+
+
 class MonitoringSettings(_Strict):
     mode: Literal["bundled", "operator", "none"] = "bundled"
     """bundled: deploy Prometheus, Alertmanager and Grafana; operator: emit Prometheus Operator resources;
@@ -595,6 +625,10 @@ class MonitoringSettings(_Strict):
     receivers: ReceiversSettings = ReceiversSettings()
     routing: AlertRoutingSettings = AlertRoutingSettings()
     operator: OperatorSettings = OperatorSettings()
+    images: MonitoringImages = MonitoringImages()
+    grafana: GrafanaSettings = GrafanaSettings()
+    api_server_cidr: Cidr = "0.0.0.0/0"
+    """Where the Kubernetes API server lies: Prometheus' only egress besides scrape targets (ports 443, 6443)."""
     runbook_base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+[^/\s]$")] = (
         "https://runbooks.support-platform.example.com/alerts"
     )
@@ -610,6 +644,8 @@ class MonitoringSettings(_Strict):
                 "operator mode needs the labels the cluster's Prometheus selects by, "
                 "e.g. {release: kube-prometheus-stack}",
             )
+        if self.mode == "operator":
+            raise _cross_field("mode", "operator mode is not available yet; use bundled (the default) or none")
         return self
 
 
@@ -1045,6 +1081,15 @@ class Settings(_Strict):
                 "every host must be served with TLS: set issuer (a cert-manager issuer, e.g. "
                 "letsencrypt-production) or secretName (an existing TLS Secret)",
             )
+        if self.environment == "production" and self.monitoring.mode == "bundled":
+            for server in ("prometheus", "alertmanager", "grafana"):
+                image = getattr(self.monitoring.images, server)
+                if not _DIGEST.search(image):
+                    raise _cross_field(
+                        f"monitoring.images.{server}",
+                        "production requires an image pinned by digest, got '{image}'; use repository@sha256:<digest>",
+                        image=image,
+                    )
         if self.environment != "dev" and self.target.mode == "render":
             raise _cross_field("target.mode", "only dev may render instead of deploying; use mode 'cluster'")
         return self

@@ -13,6 +13,7 @@ import pulumi_random as random
 from components.app_tier import AppTier, AppTierArgs
 from components.config import Settings
 from components.edge import Backend, Edge, EdgeArgs
+from components.monitoring.monitoring import Monitoring, MonitoringArgs, service_endpoints
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.network import DataEndpoint
 from components.secrets import Credentials, CredentialsArgs, credential_values
@@ -125,6 +126,24 @@ class Platform(pulumi.ComponentResource):
                 instance=instance,
                 version=PLATFORM_VERSION,
                 backends={n: Backend(service=n, port=svc.http_port) for n, svc in exposed.items()},
+                depends_on=[app_namespace.namespace],
+            ),
+            opts=child,
+        )
+        data_namespaces = sorted({ep.namespace for ep in data_endpoints(settings).values() if ep.namespace})
+        Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                settings=settings.monitoring,
+                network=settings.network,
+                instance=instance,
+                version=PLATFORM_VERSION,
+                environment=settings.environment,
+                endpoints=service_endpoints(settings.app.enabled_services(), settings.namespaces.app),
+                platform_namespaces=[settings.namespaces.app, *data_namespaces],
+                grafana_admin_password=credentials.generated["grafana-admin"],
+                receiver_secrets={"alertWebhookUrl": args.external.alert_webhook_url},
+                protect=settings.environment == "production",
                 depends_on=[app_namespace.namespace],
             ),
             opts=child,

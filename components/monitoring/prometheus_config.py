@@ -21,6 +21,8 @@ class MetricsEndpoint:
     service: str
     port: str
     path: str = "/metrics"
+    # The port's number, for the NetworkPolicy that lets Prometheus reach it.
+    port_number: int | None = None
 
 
 def scrape_job(endpoint: MetricsEndpoint) -> dict[str, Any]:
