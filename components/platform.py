@@ -13,6 +13,7 @@ import pulumi_random as random
 from components.app_tier import AppTier, AppTierArgs
 from components.config import Settings
 from components.edge import Backend, Edge, EdgeArgs
+from components.labels import selector_labels
 from components.monitoring.monitoring import Monitoring, MonitoringArgs, service_endpoints
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.network import DataEndpoint
@@ -59,6 +60,13 @@ def data_endpoints(settings: Settings) -> dict[str, DataEndpoint]:
             ("chroma", settings.data.chroma),
         )
     }
+
+
+def metrics_scraper(settings: Settings, instance: str) -> dict[str, str] | None:
+    """The pods allowed to scrape the app's metrics ports: the bundled Prometheus, or none."""
+    if settings.monitoring.mode == "bundled":
+        return selector_labels("prometheus", instance)
+    return None
 
 
 class Platform(pulumi.ComponentResource):
@@ -114,6 +122,7 @@ class Platform(pulumi.ComponentResource):
                 docker_provider=self.docker,
                 project_dir=args.project_dir,
                 namespace_resource=app_namespace.namespace,
+                metrics_scraper=metrics_scraper(settings, instance),
             ),
             opts=child,
         )

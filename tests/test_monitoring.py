@@ -243,3 +243,29 @@ def test_production_refuses_monitoring_images_without_digest() -> None:
     result = run_program("production", config, secret_keys)
     assert result.error is not None and "monitoring.images.prometheus" in str(result.error)
     assert result.resources == []
+
+
+def test_only_prometheus_reaches_the_apps_metrics_port(program: ProgramRun) -> None:
+    api = obj(program, "NetworkPolicy", "api", "support-app").inputs["spec"]
+    prometheus_selector = obj(program, "StatefulSet", "prometheus").inputs["spec"]["selector"]["matchLabels"]
+    assert prometheus_selector["app.kubernetes.io/name"] == "prometheus"
+    metrics = [r for r in api["ingress"] if any("namespaceSelector" in p and MONITORING in str(p) for p in r["from"])]
+    assert metrics == [
+        {
+            "from": [
+                {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": MONITORING}},
+                    "podSelector": {"matchLabels": prometheus_selector},
+                }
+            ],
+            "ports": [{"protocol": "TCP", "port": "http"}],
+        }
+    ]
+
+
+def test_without_monitoring_the_metrics_port_is_closed() -> None:
+    config, secret_keys = stack_config("dev", overrides={"monitoring": {"mode": "none"}})
+    result = run_program("dev", config, secret_keys)
+    assert result.error is None, result.error
+    api = obj(result, "NetworkPolicy", "api", "support-app").inputs["spec"]
+    assert MONITORING not in str(api["ingress"])

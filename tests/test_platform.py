@@ -419,7 +419,11 @@ def peers(rules: list[dict[str, Any]], key: str) -> list[tuple[str, Any, list[An
         # The engine sends numbers as floats: 8000.0 is port 8000.
         ports = sorted(str(int(p["port"])) if isinstance(p["port"], float) else p["port"] for p in rule["ports"])
         for peer in rule[key]:
-            if "podSelector" in peer:
+            if "podSelector" in peer and "namespaceSelector" in peer:
+                name = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                found.append((f"{name} in namespace", namespace, ports))
+            elif "podSelector" in peer:
                 found.append(("pod", peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], ports))
             elif "namespaceSelector" in peer:
                 found.append(
@@ -436,8 +440,8 @@ def test_api_policy_allows_exactly_the_declared_connections(run: ProgramRun) -> 
     assert api["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "api"
     assert peers(api["ingress"], "from") == [
         ("namespace", "envoy-gateway-system", ["http"]),
-        ("namespace", "support-monitoring", ["http"]),
         ("pod", "web", ["http"]),
+        ("prometheus in namespace", "support-monitoring", ["http"]),
     ]
     assert peers(api["egress"], "to") == [
         ("cidr", "0.0.0.0/0", ["443"]),
@@ -466,8 +470,8 @@ def test_enabling_a_worker_derives_its_connections() -> None:
         ("namespace", "support-data", ["6379"]),
         ("namespace", "support-data", ["8000"]),
     ]
-    # Not exposed: only monitoring may reach it.
-    assert peers(agent["ingress"], "from") == [("namespace", "support-monitoring", ["http"])]
+    # Not exposed: only Prometheus may reach it.
+    assert peers(agent["ingress"], "from") == [("prometheus in namespace", "support-monitoring", ["http"])]
     deployment = run.one("kubernetes:apps/v1:Deployment", "agent-deployment")
     assert container(deployment)["command"] == ["python", "-m", "app.worker"]
     assert {e["name"] for e in container(deployment)["env"]} == {"REDIS_URL", "CHROMA_TOKEN", "LLM_API_KEY"}
