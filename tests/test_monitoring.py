@@ -4,6 +4,7 @@ the configuration the program actually writes, checked again by promtool and amt
 from __future__ import annotations
 
 import functools
+import json
 from pathlib import Path
 from typing import Any
 
@@ -269,3 +270,18 @@ def test_without_monitoring_the_metrics_port_is_closed() -> None:
     assert result.error is None, result.error
     api = obj(result, "NetworkPolicy", "api", "support-app").inputs["spec"]
     assert MONITORING not in str(api["ingress"])
+
+
+def test_grafana_provisions_the_generated_dashboards(program: ProgramRun) -> None:
+    boards = obj(program, "ConfigMap", "grafana-dashboards").inputs["data"]
+    assert {json.loads(v)["title"] for v in boards.values()} == {
+        "Customer Support Overview",
+        "PostgreSQL",
+        "Redis",
+        "SLO",
+    }
+    provider = yaml.safe_load(obj(program, "ConfigMap", "grafana-dashboard-provider").inputs["data"]["dashboards.yaml"])
+    (entry,) = provider["providers"]
+    mounts = {m["name"]: m["mountPath"] for m in pod(program, "Deployment", "grafana")["containers"][0]["volumeMounts"]}
+    assert entry["options"]["path"] == mounts["dashboards"] == "/etc/grafana/dashboards"
+    assert mounts["dashboard-provider"] == "/etc/grafana/provisioning/dashboards"

@@ -14,6 +14,7 @@ import yaml
 
 from components.config import MonitoringSettings
 from components.monitoring.alertmanager_config import alertmanager_config
+from components.monitoring.dashboards import dashboards, queries
 from components.monitoring.metrics import exposed_metric_names
 from components.monitoring.prometheus_config import MetricsEndpoint, prometheus_config
 from components.monitoring.rules import (
@@ -310,3 +311,49 @@ def test_critical_inhibits_warning_of_the_same_alert_and_namespace() -> None:
     assert receivers["watchdog"]["webhook_configs"][0]["send_resolved"] is False
     dev = alertmanager_config(SETTINGS, {"alertWebhookUrl": None})
     assert all("webhook_configs" not in r for r in dev["receivers"])
+
+
+# --- dashboards ----------------------------------------------------------------------------------
+
+
+def dashboard_queries() -> list[tuple[str, str]]:
+    return [(d["title"], q) for d in dashboards(SETTINGS).values() for q in queries(d)]
+
+
+def test_dashboards_cover_the_overview_postgres_redis_and_slo() -> None:
+    boards = dashboards(SETTINGS)
+    assert {d["title"] for d in boards.values()} == {"Customer Support Overview", "PostgreSQL", "Redis", "SLO"}
+    overview = next(d for d in boards.values() if d["title"] == "Customer Support Overview")
+    assert {p["title"] for p in overview["panels"]} == {
+        "Services up",
+        "Active conversations",
+        "Request rate",
+        "Latency",
+        "Error rate",
+        "Escalations per minute",
+        "Chat messages and latency p95",
+        "RAG queries",
+        "Attachment processing",
+    }
+    for board in boards.values():
+        assert board["uid"].startswith("support-") and board["editable"] is False
+        for panel in board["panels"]:
+            assert panel["datasource"] == {"type": "prometheus", "uid": "prometheus"}
+            ref_ids = [t["refId"] for t in panel["targets"]]
+            assert len(set(ref_ids)) == len(ref_ids) and all(ref_ids), panel["title"]
+
+
+def test_every_dashboard_query_parses_with_promtool(tmp_path: Path) -> None:
+    # Each query as a recording rule: `promtool check rules` runs Prometheus' parser over it.
+    rules = [{"record": f"dashboard:query{i}", "expr": q} for i, (_, q) in enumerate(dashboard_queries())]
+    (tmp_path / "dashboards.yaml").write_text(yaml.safe_dump({"groups": [{"name": "dashboards", "rules": rules}]}))
+    proc = run(tool("promtool"), "check", "rules", "dashboards.yaml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"SUCCESS: {len(rules)} rules found" in proc.stdout
+
+
+def test_every_dashboard_query_uses_only_exposed_or_recorded_metrics() -> None:
+    known = exposed_metric_names() | recorded_metric_names(SETTINGS)
+    for title, expr in dashboard_queries():
+        unknown = metric_names(expr) - known
+        assert not unknown, f"{title}: {expr}: {sorted(unknown)}"

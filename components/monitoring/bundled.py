@@ -22,10 +22,12 @@ from components.config import MonitoringSettings, NetworkSettings, ServiceSettin
 from components.labels import ANNOTATION_PREFIX, image_version, selector_labels, standard_labels
 from components.monitoring import servers
 from components.monitoring.alertmanager_config import alertmanager_config
+from components.monitoring.dashboards import dashboards, provider_config
 from components.monitoring.prometheus_config import RULES_DIRECTORY, MetricsEndpoint, prometheus_config
 from components.monitoring.rules import rule_files
 
 SERVERS = ("prometheus", "alertmanager", "grafana")
+DASHBOARDS_DIRECTORY = "/etc/grafana/dashboards"
 # The annotation the policy pack reads to allow an API token, with the reason as its value.
 NEEDS_KUBERNETES_API = f"{ANNOTATION_PREFIX}/needs-kubernetes-api"
 
@@ -264,11 +266,33 @@ class BundledMonitoring(pulumi.ComponentResource):
             data={"datasources.yaml": yaml.safe_dump(datasources, sort_keys=False)},
             opts=child,
         )
+        boards = {f: json.dumps(d, indent=1, sort_keys=True) for f, d in dashboards(s).items()}
+        k8s.core.v1.ConfigMap(
+            f"{name}-grafana-dashboards",
+            metadata=workload.metadata("grafana-dashboards", ns, gf.labels),
+            data=boards,
+            opts=child,
+        )
+        provider = yaml.safe_dump(provider_config(DASHBOARDS_DIRECTORY), sort_keys=False)
+        k8s.core.v1.ConfigMap(
+            f"{name}-grafana-dashboard-provider",
+            metadata=workload.metadata("grafana-dashboard-provider", ns, gf.labels),
+            data={"dashboards.yaml": provider},
+            opts=child,
+        )
         gf_svc = services["grafana"]
         assert gf_svc.image is not None
         checksum = pulumi.Output.unsecret(
             args.grafana_admin_password.apply(
-                lambda password: digest({"env": gf_svc.env, "datasources": datasources, "password": password})
+                lambda password: digest(
+                    {
+                        "env": gf_svc.env,
+                        "datasources": datasources,
+                        "dashboards": boards,
+                        "provider": provider,
+                        "password": password,
+                    }
+                )
             )
         )
         gf_spec = workload.deployment_spec(gf, gf_svc, gf_svc.image, checksum, gf_svc.pre_stop_sleep_seconds + 30)
@@ -286,7 +310,13 @@ class BundledMonitoring(pulumi.ComponentResource):
                     "datasources",
                     "/etc/grafana/provisioning/datasources",
                     {"config_map": {"name": "grafana-datasources"}},
-                )
+                ),
+                (
+                    "dashboard-provider",
+                    "/etc/grafana/provisioning/dashboards",
+                    {"config_map": {"name": "grafana-dashboard-provider"}},
+                ),
+                ("dashboards", DASHBOARDS_DIRECTORY, {"config_map": {"name": "grafana-dashboards"}}),
             ],
         )
         k8s.apps.v1.Deployment(
