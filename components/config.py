@@ -581,6 +581,9 @@ class OperatorSettings(_Strict):
     AlertmanagerConfigs by (e.g. release: kube-prometheus-stack); required in operator mode."""
     dashboard_label: LabelMap = {"grafana_dashboard": "1"}
     """Label the Grafana dashboard sidecar loads ConfigMaps by."""
+    prometheus_pod_labels: LabelMap = {"app.kubernetes.io/name": "prometheus"}
+    """Labels of the operator's Prometheus pods (in network.monitoringNamespace): the only pods the
+    app's NetworkPolicies admit to metrics ports."""
 
 
 def _monitoring_image(value: str) -> str:
@@ -644,8 +647,6 @@ class MonitoringSettings(_Strict):
                 "operator mode needs the labels the cluster's Prometheus selects by, "
                 "e.g. {release: kube-prometheus-stack}",
             )
-        if self.mode == "operator":
-            raise _cross_field("mode", "operator mode is not available yet; use bundled (the default) or none")
         return self
 
 

@@ -66,6 +66,8 @@ def metrics_scraper(settings: Settings, instance: str) -> dict[str, str] | None:
     """The pods allowed to scrape the app's metrics ports: the bundled Prometheus, or none."""
     if settings.monitoring.mode == "bundled":
         return selector_labels("prometheus", instance)
+    if settings.monitoring.mode == "operator":
+        return dict(settings.monitoring.operator.prometheus_pod_labels)
     return None
 
 
@@ -150,6 +152,7 @@ class Platform(pulumi.ComponentResource):
                 environment=settings.environment,
                 endpoints=service_endpoints(settings.app.enabled_services(), settings.namespaces.app),
                 platform_namespaces=[settings.namespaces.app, *data_namespaces],
+                app_namespace=settings.namespaces.app,
                 grafana_admin_password=credentials.generated["grafana-admin"],
                 receiver_secrets={"alertWebhookUrl": args.external.alert_webhook_url},
                 protect=settings.environment == "production",

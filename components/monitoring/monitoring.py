@@ -1,4 +1,5 @@
-"""Monitoring: the monitoring namespace and, per `monitoring.mode`, the bundled servers (or nothing)."""
+"""Monitoring, per `monitoring.mode`: the bundled servers in their own namespace, the Prometheus
+Operator's custom resources, or nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pulumi
 
 from components.config import MonitoringSettings, NetworkSettings, ServiceSettings
 from components.monitoring.bundled import BundledMonitoring, BundledMonitoringArgs
+from components.monitoring.operator import OperatorMonitoring, OperatorMonitoringArgs
 from components.monitoring.prometheus_config import MetricsEndpoint
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 
@@ -41,6 +43,9 @@ class MonitoringArgs:
     grafana_admin_password: pulumi.Output[str]
     receiver_secrets: Mapping[str, pulumi.Output[str] | None]
     protect: bool = False
+    # Operator mode puts its custom resources and dashboards here (the monitoring namespace is the
+    # operator's, not this program's).
+    app_namespace: str = "support-app"
     # Namespaces created elsewhere that this component puts objects in (discovery RBAC).
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
@@ -84,4 +89,19 @@ class Monitoring(pulumi.ComponentResource):
                 opts=child,
             )
             self.prometheus_url = bundled.prometheus_url
+        elif args.settings.mode == "operator":
+            OperatorMonitoring(
+                name,
+                OperatorMonitoringArgs(
+                    settings=args.settings,
+                    namespace=args.app_namespace,
+                    instance=args.instance,
+                    version=args.version,
+                    endpoints=args.endpoints,
+                    platform_namespaces=[*args.platform_namespaces, args.network.monitoring_namespace],
+                    receiver_secrets=args.receiver_secrets,
+                    depends_on=list(args.depends_on),
+                ),
+                opts=child,
+            )
         self.register_outputs({"mode": args.settings.mode})
