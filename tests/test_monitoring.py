@@ -3,6 +3,7 @@ the configuration the program actually writes, checked again by promtool and amt
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 from pathlib import Path
@@ -14,6 +15,7 @@ import yaml
 from components.config import MonitoringSettings
 from components.monitoring.rules import rule_files
 from tests.harness import STACKS, TEST_SECRETS, ProgramRun, RecordedResource, run_program, stack_config
+from tests.policy.runner import mandatory, run_pack
 from tests.test_monitoring_rules import run, tool
 
 MONITORING = "support-monitoring"
@@ -285,3 +287,57 @@ def test_grafana_provisions_the_generated_dashboards(program: ProgramRun) -> Non
     mounts = {m["name"]: m["mountPath"] for m in pod(program, "Deployment", "grafana")["containers"][0]["volumeMounts"]}
     assert entry["options"]["path"] == mounts["dashboards"] == "/etc/grafana/dashboards"
     assert mounts["dashboard-provider"] == "/etc/grafana/provisioning/dashboards"
+
+
+# --- unsafe changes to the production monitoring, each caught by the pack -------------------------
+
+
+def _monitoring_pod(records: list[RecordedResource], name: str) -> dict[str, Any]:
+    resource = next(r for r in records if r.name == f"monitoring-{name}" and r.kind in ("StatefulSet", "Deployment"))
+    spec: dict[str, Any] = resource.inputs["spec"]["template"]["spec"]
+    return spec
+
+
+def _unprotect(records: list[RecordedResource]) -> None:
+    next(r for r in records if r.name == "monitoring-prometheus").protect = False
+
+
+def _grafana_token(records: list[RecordedResource]) -> None:
+    _monitoring_pod(records, "grafana")["automountServiceAccountToken"] = True
+
+
+def _alertmanager_writable_root(records: list[RecordedResource]) -> None:
+    _monitoring_pod(records, "alertmanager")["containers"][0]["securityContext"]["readOnlyRootFilesystem"] = False
+
+
+def _prometheus_no_limits(records: list[RecordedResource]) -> None:
+    del _monitoring_pod(records, "prometheus")["containers"][0]["resources"]["limits"]
+
+
+def _grafana_tag_only(records: list[RecordedResource]) -> None:
+    _monitoring_pod(records, "grafana")["containers"][0]["image"] = "docker.io/grafana/grafana:11.6.0"
+
+
+@pytest.mark.parametrize(
+    ("mutation", "policy_name"),
+    [
+        (_unprotect, "protect-stateful-resources"),
+        (_grafana_token, "no-service-account-token-automount"),
+        (_alertmanager_writable_root, "read-only-root-filesystem"),
+        (_prometheus_no_limits, "container-resources"),
+        (_grafana_tag_only, "image-tag-pinned"),
+    ],
+    ids=[
+        "prometheus-unprotected",
+        "grafana-token",
+        "alertmanager-writable-root",
+        "prometheus-no-limits",
+        "grafana-tag",
+    ],
+)
+def test_unsafe_monitoring_change_is_caught_in_production(mutation: Any, policy_name: str) -> None:
+    records = copy.deepcopy(stack_run("production").resources)
+    assert mandatory(run_pack(records, "production")) == []
+    mutation(records)
+    caught = {v.policy for v in mandatory(run_pack(records, "production"))}
+    assert policy_name in caught, caught
