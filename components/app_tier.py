@@ -28,6 +28,8 @@ class AppTierArgs:
     project_dir: str = "."
     # Created before any object inside it (a cluster rejects objects in a missing namespace).
     namespace_resource: pulumi.Resource | None = None
+    # Pod labels of the metrics scraper in the monitoring namespace; None: metrics ports stay closed.
+    metrics_scraper: Mapping[str, str] | None = None
 
 
 class AppTier(pulumi.ComponentResource):
@@ -40,7 +42,14 @@ class AppTier(pulumi.ComponentResource):
         self.services = {}
         for svc_name, svc in services.items():
             policy = service_policy_spec(
-                svc_name, selectors[svc_name], services, selectors, args.endpoints, args.network, args.edge_namespace
+                svc_name,
+                selectors[svc_name],
+                services,
+                selectors,
+                args.endpoints,
+                args.network,
+                args.edge_namespace,
+                args.metrics_scraper,
             )
             self.services[svc_name] = AppService(
                 svc_name,

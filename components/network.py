@@ -69,8 +69,12 @@ def service_policy_spec(
     endpoints: Mapping[str, DataEndpoint],
     network: NetworkSettings,
     edge_namespace: str,
+    scraper: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Ingress and egress of one service, derived from every service's declared connections."""
+    """Ingress and egress of one service, derived from every service's declared connections.
+
+    `scraper` selects the pods that scrape metrics ports (Prometheus, in the monitoring namespace);
+    None (monitoring off) leaves the metrics port closed."""
     svc = services[name]
     ingress: list[dict[str, Any]] = []
     consumers = sorted(other for other, s in services.items() if name in s.connects_to)
@@ -88,11 +92,15 @@ def service_policy_spec(
                 "ports": [{"protocol": "TCP", "port": "http"}],
             }
         )
-    if svc.metrics_path is not None:
+    if svc.metrics_path is not None and scraper is not None:
         ingress.append(
             {
+                # One peer with both selectors: those pods in that namespace, not the whole namespace.
                 "from_": [
-                    {"namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: network.monitoring_namespace}}}
+                    {
+                        "namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: network.monitoring_namespace}},
+                        "pod_selector": {"match_labels": dict(scraper)},
+                    }
                 ],
                 "ports": [{"protocol": "TCP", "port": svc.metrics_port_name}],
             }

@@ -13,6 +13,8 @@ import pulumi_random as random
 from components.app_tier import AppTier, AppTierArgs
 from components.config import Settings
 from components.edge import Backend, Edge, EdgeArgs
+from components.labels import selector_labels
+from components.monitoring.monitoring import Monitoring, MonitoringArgs, service_endpoints
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.network import DataEndpoint
 from components.secrets import Credentials, CredentialsArgs, credential_values
@@ -58,6 +60,15 @@ def data_endpoints(settings: Settings) -> dict[str, DataEndpoint]:
             ("chroma", settings.data.chroma),
         )
     }
+
+
+def metrics_scraper(settings: Settings, instance: str) -> dict[str, str] | None:
+    """The pods allowed to scrape the app's metrics ports: the bundled Prometheus, or none."""
+    if settings.monitoring.mode == "bundled":
+        return selector_labels("prometheus", instance)
+    if settings.monitoring.mode == "operator":
+        return dict(settings.monitoring.operator.prometheus_pod_labels)
+    return None
 
 
 class Platform(pulumi.ComponentResource):
@@ -113,6 +124,7 @@ class Platform(pulumi.ComponentResource):
                 docker_provider=self.docker,
                 project_dir=args.project_dir,
                 namespace_resource=app_namespace.namespace,
+                metrics_scraper=metrics_scraper(settings, instance),
             ),
             opts=child,
         )
@@ -125,6 +137,25 @@ class Platform(pulumi.ComponentResource):
                 instance=instance,
                 version=PLATFORM_VERSION,
                 backends={n: Backend(service=n, port=svc.http_port) for n, svc in exposed.items()},
+                depends_on=[app_namespace.namespace],
+            ),
+            opts=child,
+        )
+        data_namespaces = sorted({ep.namespace for ep in data_endpoints(settings).values() if ep.namespace})
+        Monitoring(
+            "monitoring",
+            MonitoringArgs(
+                settings=settings.monitoring,
+                network=settings.network,
+                instance=instance,
+                version=PLATFORM_VERSION,
+                environment=settings.environment,
+                endpoints=service_endpoints(settings.app.enabled_services(), settings.namespaces.app),
+                platform_namespaces=[settings.namespaces.app, *data_namespaces],
+                app_namespace=settings.namespaces.app,
+                grafana_admin_password=credentials.generated["grafana-admin"],
+                receiver_secrets={"alertWebhookUrl": args.external.alert_webhook_url},
+                protect=settings.environment == "production",
                 depends_on=[app_namespace.namespace],
             ),
             opts=child,

@@ -246,3 +246,29 @@ def pdb_spec(identity: WorkloadIdentity) -> dict[str, Any]:
 def needs_disruption_budget(svc: ServiceSettings) -> bool:
     # A budget for a single replica could only ever block drains (or allow everything): skip it.
     return svc.min_replicas > 1
+
+
+def statefulset_spec(
+    identity: WorkloadIdentity,
+    svc: ServiceSettings,
+    image: pulumi.Input[str],
+    checksum: pulumi.Input[str],
+    termination_grace_period_seconds: int,
+    service_name: str,
+    volume_claims: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """A StatefulSet of the same hardened pod; `volume_claims` are volumeClaimTemplates whose names the
+    caller mounts. Pods roll one at a time (OrderedReady) so the data of the others stays served."""
+    return {
+        "service_name": service_name,
+        "replicas": svc.replicas,
+        "selector": {"match_labels": dict(identity.selector)},
+        "revision_history_limit": 10,
+        "update_strategy": {"type": "RollingUpdate"},
+        "pod_management_policy": "OrderedReady",
+        "template": {
+            "metadata": {"labels": dict(identity.labels), "annotations": {CHECKSUM_ANNOTATION: checksum}},
+            "spec": pod_spec(identity, svc, image, termination_grace_period_seconds),
+        },
+        "volume_claim_templates": volume_claims,
+    }

@@ -5,6 +5,9 @@ set -euo pipefail
 name=${1:?usage: scripts/go-tool.sh TOOL}
 case "$name" in
   actionlint) package=github.com/rhysd/actionlint/cmd/actionlint version=v1.7.12 ;;
+  # Prometheus tags its Go module v0.X.Y (for Prometheus 3.X.Y): v0.316.0 is Prometheus 3.16.0.
+  promtool) package=github.com/prometheus/prometheus/cmd/promtool version=v0.316.0 ;;
+  amtool) package=github.com/prometheus/alertmanager/cmd/amtool version=v0.35.0 ;;
   *) echo "error: unknown tool '$name'" >&2; exit 2 ;;
 esac
 cache="${SUPPORT_PLATFORM_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/support-platform/tools}/$name-$version"

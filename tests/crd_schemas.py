@@ -26,12 +26,20 @@ def crd_directory() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1])
 
 
+class _CrdLoader(yaml.SafeLoader):
+    """PyYAML resolves a bare `=` (an enum value in the operator's CRDs) to YAML 1.1's `value` type,
+    which it cannot construct; the CRDs mean the string."""
+
+
+_CrdLoader.add_constructor("tag:yaml.org,2002:value", lambda loader, node: loader.construct_scalar(node))
+
+
 @functools.cache
 def crds() -> dict[tuple[str, str], dict[str, Any]]:
     """(group, kind) -> CRD document."""
     found = {}
     for path in sorted(crd_directory().glob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
+        for document in yaml.load_all(path.read_text(), Loader=_CrdLoader):
             if document and document.get("kind") == "CustomResourceDefinition":
                 spec = document["spec"]
                 found[(spec["group"], spec["names"]["kind"])] = document

@@ -359,6 +359,64 @@ BAD_CONFIGS: list[tuple[str, str, dict[str, Any], tuple[str, ...], dict[str, str
 ]
 
 
+BAD_CONFIGS += [
+    (
+        "monitoring-threshold-out-of-range",
+        "staging",
+        {"monitoring": {"thresholds": {"errorRate": 1.5}}},
+        (),
+        {},
+        "support-platform:monitoring.thresholds.errorRate",
+        "less than 1",
+    ),
+    (
+        "monitoring-slo-target-100",
+        "production",
+        {"monitoring": {"slo": {"availability": 100}}},
+        (),
+        {},
+        "support-platform:monitoring.slo.availability",
+        "below 100 %",
+    ),
+    (
+        "monitoring-receiver-without-url",
+        "dev",
+        {"monitoring": {"receivers": {"critical": {}}}},
+        (),
+        {},
+        "support-platform:monitoring.receivers.critical.url",
+        "a receiver needs exactly one webhook",
+    ),
+    (
+        "monitoring-receiver-url-with-credentials",
+        "staging",
+        {"monitoring": {"receivers": {"warning": {"url": "https://bot:hunter2@hooks.example.com/x"}}}},
+        (),
+        {},
+        "support-platform:monitoring.receivers.warning.url",
+        "use urlSecret",
+    ),
+    (
+        "monitoring-operator-without-selector",
+        "production",
+        {"monitoring": {"mode": "operator"}},
+        (),
+        {},
+        "support-platform:monitoring.operator.selectorLabels",
+        "operator mode needs the labels",
+    ),
+    (
+        "monitoring-bad-retention",
+        "dev",
+        {"monitoring": {"retention": {"time": "two weeks"}}},
+        (),
+        {},
+        "support-platform:monitoring.retention.time",
+        "not a valid Prometheus duration",
+    ),
+]
+
+
 @pytest.mark.parametrize(
     ("stack", "overrides", "remove", "plaintext", "path", "text"),
     [case[1:] for case in BAD_CONFIGS],

@@ -62,6 +62,10 @@ def container(deployment: RecordedResource) -> dict[str, Any]:
     return first
 
 
+# The namespaces the program creates (the data tier's is not one of them yet).
+PLATFORM_NAMESPACES = ("support-app", "support-monitoring")
+
+
 def kubernetes_objects(run: ProgramRun) -> list[RecordedResource]:
     return [r for r in run.resources if r.type.startswith("kubernetes:")]
 
@@ -117,15 +121,15 @@ def test_every_object_has_recommended_labels_and_explicit_names(run: ProgramRun)
         assert meta["labels"]["app.kubernetes.io/part-of"] == "support-platform"
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "pulumi"
         if resource.kind not in CLUSTER_SCOPED:
-            assert meta["namespace"] == "support-app", resource.name
+            assert meta["namespace"] in PLATFORM_NAMESPACES, resource.name
 
 
 def test_objects_in_the_namespace_are_created_after_it(run: ProgramRun) -> None:
     # A cluster rejects objects in a namespace that does not exist yet.
-    namespace = run.by_object_name("Namespace", "support-app").urn
+    namespaces = {n: run.by_object_name("Namespace", n).urn for n in PLATFORM_NAMESPACES}
     for resource in kubernetes_objects(run):
         if resource.kind not in CLUSTER_SCOPED:
-            assert namespace in resource.depends_on, resource.name
+            assert namespaces[resource.inputs["metadata"]["namespace"]] in resource.depends_on, resource.name
 
 
 def test_resources_are_children_of_typed_components(run: ProgramRun) -> None:
@@ -387,14 +391,21 @@ def test_a_secret_change_rolls_the_pods() -> None:
 # --- network policies --------------------------------------------------------------------------
 
 
-def policy(run: ProgramRun, name: str) -> dict[str, Any]:
-    spec: dict[str, Any] = run.by_object_name("NetworkPolicy", name).inputs["spec"]
+def policy(run: ProgramRun, name: str, namespace: str = "support-app") -> dict[str, Any]:
+    found = [
+        r
+        for r in run.k8s("NetworkPolicy")
+        if r.inputs["metadata"]["name"] == name and r.inputs["metadata"]["namespace"] == namespace
+    ]
+    assert len(found) == 1, f"expected one NetworkPolicy {namespace}/{name}"
+    spec: dict[str, Any] = found[0].inputs["spec"]
     return spec
 
 
-def test_namespace_denies_all_traffic_by_default_and_allows_dns(run: ProgramRun) -> None:
-    assert policy(run, "default-deny") == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    dns = policy(run, "allow-dns")
+@pytest.mark.parametrize("namespace", PLATFORM_NAMESPACES)
+def test_namespace_denies_all_traffic_by_default_and_allows_dns(run: ProgramRun, namespace: str) -> None:
+    assert policy(run, "default-deny", namespace) == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    dns = policy(run, "allow-dns", namespace)
     assert dns["podSelector"] == {} and dns["policyTypes"] == ["Egress"]
     (rule,) = dns["egress"]
     assert rule["to"][0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "kube-system"}
@@ -408,7 +419,11 @@ def peers(rules: list[dict[str, Any]], key: str) -> list[tuple[str, Any, list[An
         # The engine sends numbers as floats: 8000.0 is port 8000.
         ports = sorted(str(int(p["port"])) if isinstance(p["port"], float) else p["port"] for p in rule["ports"])
         for peer in rule[key]:
-            if "podSelector" in peer:
+            if "podSelector" in peer and "namespaceSelector" in peer:
+                name = peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"]
+                namespace = peer["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                found.append((f"{name} in namespace", namespace, ports))
+            elif "podSelector" in peer:
                 found.append(("pod", peer["podSelector"]["matchLabels"]["app.kubernetes.io/name"], ports))
             elif "namespaceSelector" in peer:
                 found.append(
@@ -425,8 +440,8 @@ def test_api_policy_allows_exactly_the_declared_connections(run: ProgramRun) -> 
     assert api["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "api"
     assert peers(api["ingress"], "from") == [
         ("namespace", "envoy-gateway-system", ["http"]),
-        ("namespace", "support-monitoring", ["http"]),
         ("pod", "web", ["http"]),
+        ("prometheus in namespace", "support-monitoring", ["http"]),
     ]
     assert peers(api["egress"], "to") == [
         ("cidr", "0.0.0.0/0", ["443"]),
@@ -455,8 +470,8 @@ def test_enabling_a_worker_derives_its_connections() -> None:
         ("namespace", "support-data", ["6379"]),
         ("namespace", "support-data", ["8000"]),
     ]
-    # Not exposed: only monitoring may reach it.
-    assert peers(agent["ingress"], "from") == [("namespace", "support-monitoring", ["http"])]
+    # Not exposed: only Prometheus may reach it.
+    assert peers(agent["ingress"], "from") == [("prometheus in namespace", "support-monitoring", ["http"])]
     deployment = run.one("kubernetes:apps/v1:Deployment", "agent-deployment")
     assert container(deployment)["command"] == ["python", "-m", "app.worker"]
     assert {e["name"] for e in container(deployment)["env"]} == {"REDIS_URL", "CHROMA_TOKEN", "LLM_API_KEY"}

@@ -141,6 +141,8 @@ def test_a_disabled_service_needs_no_digest_in_production() -> None:
         target={"mode": "cluster", "context": "ctx"},
         edge={"hosts": ["support.example.com"], "tls": {"issuer": "le"}},
         app=app,
+        # Not about monitoring, whose bundled images would need digests too.
+        monitoring={"mode": "none"},
     )
     assert settings.app.services["agent"].image == "ghcr.io/a/agent:1.0"
 

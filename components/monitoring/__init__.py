@@ -1,0 +1,1 @@
+"""Monitoring as code: metric catalogue, rule files, Prometheus and Alertmanager configuration."""
