@@ -271,6 +271,22 @@ def test_up_deploys_staging_and_the_cluster_runs_it(cluster: Cluster, staging: P
         cluster.kubectl("get", resource, name, *namespace_args)
 
 
+def test_the_monitoring_workloads_become_ready_with_bound_volumes(cluster: Cluster, staging: Project) -> None:
+    namespace = "support-monitoring"
+    cluster.kubectl(
+        "wait", "-n", namespace, "--for=jsonpath={.status.readyReplicas}=1", "--timeout=120s",
+        "statefulset/prometheus", "statefulset/alertmanager",
+    )  # fmt: skip
+    cluster.kubectl("wait", "-n", namespace, "--for=condition=Available", "--timeout=120s", "deployment/grafana")
+    claims = cluster.get("persistentvolumeclaims", "-n", namespace)["items"]
+    owners = {c["metadata"]["name"].rsplit("-", 1)[0]: c["status"].get("phase") for c in claims}
+    assert any(name.endswith("prometheus") for name in owners), owners
+    assert any(name.endswith("alertmanager") for name in owners), owners
+    assert set(owners.values()) == {"Bound"}, owners
+    labels = cluster.get("namespace", namespace)["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
 def test_a_live_pod_runs_hardened(cluster: Cluster, staging: Project) -> None:
     pods = cluster.get("pods", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=api")["items"]
     assert len(pods) >= 2, "the HPA floor of staging is two pods"
@@ -541,7 +557,9 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
 
     set_config("target.context", cluster.context)
     set_config("target.kubeconfig", str(cluster.kubeconfig))
-    set_config("namespaces.app", "support-prod")  # beside the staging stack's namespace
+    # Beside the staging stack's namespaces (a namespace belongs to one stack's field manager).
+    set_config("namespaces.app", "support-prod")
+    set_config("network.monitoringNamespace", "support-prod-monitoring")
     try:
         deployed = production.run("up", "production")
         assert "support-platform-guardrails" in deployed.stdout
@@ -559,7 +577,25 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
     finally:
         set_config("namespaces.app", "support-prod")
         production.run("destroy", "production", check=False)
-    assert cluster.kubectl("get", "namespace", "support-prod", check=False).returncode != 0
+    for namespace in ("support-prod", "support-prod-monitoring"):
+        assert cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0
+
+
+def test_operator_mode_resources_are_accepted_by_the_api_server(cluster: Cluster, staging: Project) -> None:
+    # The Prometheus Operator's published CRDs are installed with the others (scripts/crds.sh).
+    config_set(staging, "monitoring.mode", "operator")
+    config_set(staging, "monitoring.operator.selectorLabels.release", "kube-prometheus-stack")
+    up(staging)
+    found = cluster.get(
+        "servicemonitors.monitoring.coreos.com,prometheusrules.monitoring.coreos.com,"
+        "alertmanagerconfigs.monitoring.coreos.com",
+        "--all-namespaces",
+        "-l",
+        "release=kube-prometheus-stack",
+    )["items"]
+    kinds = {item["kind"] for item in found}
+    assert {"ServiceMonitor", "PrometheusRule", "AlertmanagerConfig"} <= kinds, kinds
+    assert cluster.kubectl("get", "statefulset", "prometheus", "-n", "support-monitoring", check=False).returncode != 0
 
 
 def test_destroy_removes_everything_it_created(cluster: Cluster, staging: Project) -> None:
