@@ -560,6 +560,9 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
     # Beside the staging stack's namespaces (a namespace belongs to one stack's field manager).
     set_config("namespaces.app", "support-prod")
     set_config("network.monitoringNamespace", "support-prod-monitoring")
+    # Production protects the monitoring StatefulSets, which a test cannot then destroy; the gate
+    # needs only the app tier.
+    set_config("monitoring.mode", "none")
     try:
         deployed = production.run("up", "production")
         assert "support-platform-guardrails" in deployed.stdout
