@@ -7,14 +7,16 @@ Secret; the function itself is pure and takes the resolved URLs.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from components.config import MonitoringSettings, ReceiverSettings
 
 RECEIVERS = ("critical", "warning", "watchdog")
+# A secret's value: a plain string when rendering the config, a Pulumi Output in operator mode.
+SecretValue = TypeVar("SecretValue")
 
 
-def receiver_url(receiver: ReceiverSettings, secrets: Mapping[str, str | None]) -> str | None:
+def receiver_url(receiver: ReceiverSettings, secrets: Mapping[str, SecretValue | None]) -> str | SecretValue | None:
     if receiver.url is not None:
         return receiver.url
     assert receiver.url_secret is not None  # settings validation guarantees one of them

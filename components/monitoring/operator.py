@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 
 from components.config import MonitoringSettings
 from components.labels import selector_labels, standard_labels
-from components.monitoring.alertmanager_config import RECEIVERS
+from components.monitoring.alertmanager_config import RECEIVERS, receiver_url
 from components.monitoring.dashboards import dashboards
 from components.monitoring.prometheus_config import MetricsEndpoint
 from components.monitoring.rules import rule_files
@@ -133,11 +133,8 @@ class OperatorMonitoring(pulumi.ComponentResource):
         keys: dict[str, str | None] = {}
         for receiver in RECEIVERS:
             settings = getattr(s.receivers, receiver)
-            value: pulumi.Output[str] | None = (
-                pulumi.Output.from_input(settings.url)
-                if settings.url is not None
-                else args.receiver_secrets.get(settings.url_secret or "")
-            )
+            found = receiver_url(settings, args.receiver_secrets)
+            value = None if found is None else pulumi.Output.from_input(found)
             keys[receiver] = receiver if value is not None else None
             if value is not None:
                 urls[receiver] = pulumi.Output.secret(value)
