@@ -142,9 +142,9 @@ def render_reference() -> str:
         "",
         f"Keys are `{PROJECT}:<key>` in `Pulumi.<stack>.yaml`. A blank stack column means the default. "
         "Under `app.services.<name>` the built-in api, web, agent and mcp definitions "
-        "(`BUILTIN_SERVICES` in `components/config.py`) supply ports, probes, resources, env, "
+        "(`BUILTIN_SERVICES` in `components/config/`) supply ports, probes, resources, env, "
         "secretEnv and connections, so a stack states only what differs. "
-        "Generated from `components/config.py` by `make schema`.",
+        "Generated from `components/config/` by `make schema`.",
         "",
         "| key | type | default | dev | staging | production | description |",
         "|---|---|---|---|---|---|---|",

@@ -1,0 +1,160 @@
+"""The root of the settings model: where the stack deploys, its namespaces, credentials policy, and
+the rules that span tiers."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from components.config.app import AppSettings, BuildSettings
+from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
+from components.config.data import DataSettings
+from components.config.edge import EdgeSettings
+from components.config.monitoring import MonitoringSettings
+from components.config.network import NetworkSettings
+
+
+class TargetSettings(_Strict):
+    """Where the Kubernetes provider sends objects: a render directory or a cluster context."""
+
+    mode: Literal["render", "cluster"]
+    """render: write manifests to renderDirectory (dev only); cluster: deploy to a kubeconfig context."""
+    render_directory: str | None = None
+    """Render mode: directory for the manifests, relative to the project."""
+    context: str | None = None
+    """Cluster mode: the kubeconfig context to deploy to."""
+    kubeconfig: str | None = None
+    """Cluster mode: path of the kubeconfig file; default: the usual lookup ($KUBECONFIG, ~/.kube/config)."""
+
+    @field_validator("kubeconfig")
+    @classmethod
+    def _path_not_contents(cls, value: str | None) -> str | None:
+        # Contents carry credentials and this key is committed in plaintext: only a path belongs here.
+        if value is not None and ("\n" in value or "apiVersion" in value or "client-key-data" in value):
+            raise PydanticCustomError(
+                "format",
+                "looks like kubeconfig contents, which hold credentials and would be committed in plaintext; "
+                "give the path of the file instead (or leave it out and set KUBECONFIG)",
+                {},
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _mode_fields(self) -> TargetSettings:
+        if self.mode == "render":
+            if not self.render_directory:
+                raise _cross_field("renderDirectory", "mode 'render' needs renderDirectory, e.g. rendered/dev")
+            if self.context or self.kubeconfig:
+                raise _cross_field(
+                    "context",
+                    "mode 'render' cannot be combined with context/kubeconfig; remove them or use mode 'cluster'",
+                )
+        else:
+            if not self.context:
+                raise _cross_field(
+                    "context", "mode 'cluster' needs the kubeconfig context to deploy to, e.g. staging-admin"
+                )
+            if self.render_directory:
+                raise _cross_field("renderDirectory", "renderDirectory only applies to mode 'render'; remove it")
+        return self
+
+
+class NamespaceSettings(_Strict):
+    app: DnsLabel = "support-app"
+    """Namespace of the app tier (created, with PSS restricted and default-deny)."""
+
+    @field_validator("app")
+    @classmethod
+    def _own_namespace(cls, value: str) -> str:
+        # The platform labels, locks down and may delete its namespaces: never a shared system one.
+        if value == "default" or value.startswith("kube-"):
+            raise PydanticCustomError(
+                "format", "'{value}' is a shared system namespace; use one of the platform's own", {"value": value}
+            )
+        return value
+
+
+class SecretsSettings(_Strict):
+    rotation: Annotated[int, Field(ge=0)] = 0
+    """Keeper of every generated credential: bump it to rotate them all."""
+    password_length: Annotated[int, Field(ge=24, le=128)] = 32
+    """Length of generated passwords and tokens (alphanumeric)."""
+
+
+class Settings(_Strict):
+    environment: Environment
+    """dev, staging or production (default: the stack name); decides the production-only rules."""
+    target: TargetSettings
+    namespaces: NamespaceSettings = NamespaceSettings()
+    secrets: SecretsSettings = SecretsSettings()
+    data: DataSettings = DataSettings()
+    edge: EdgeSettings = EdgeSettings()
+    network: NetworkSettings = NetworkSettings()
+    app: AppSettings
+    monitoring: MonitoringSettings = MonitoringSettings()
+
+    @model_validator(mode="after")
+    def _production_edge(self) -> Settings:
+        if self.environment == "production" and not self.edge.hosts:
+            raise _cross_field("edge.hosts", "production needs at least one public host, served with TLS")
+        if self.edge.hosts and not (self.edge.tls.issuer or self.edge.tls.secret_name):
+            raise _cross_field(
+                "edge.tls",
+                "every host must be served with TLS: set issuer (a cert-manager issuer, e.g. "
+                "letsencrypt-production) or secretName (an existing TLS Secret)",
+            )
+        if self.environment == "production" and self.monitoring.mode == "bundled":
+            for server in ("prometheus", "alertmanager", "grafana"):
+                image = getattr(self.monitoring.images, server)
+                if not _DIGEST.search(image):
+                    raise _cross_field(
+                        f"monitoring.images.{server}",
+                        "production requires an image pinned by digest, got '{image}'; use repository@sha256:<digest>",
+                        image=image,
+                    )
+        if self.environment != "dev" and self.target.mode == "render":
+            raise _cross_field("target.mode", "only dev may render instead of deploying; use mode 'cluster'")
+        return self
+
+    @model_validator(mode="after")
+    def _edge_routes(self) -> Settings:
+        if not self.edge.hosts:
+            return self
+        services = self.app.enabled_services()
+        for path, target in self.edge.routes.items():
+            svc = services.get(target)
+            if svc is None or not svc.expose:
+                exposed = sorted(n for n, s in services.items() if s.expose)
+                raise _cross_field(
+                    f"edge.routes.{path}",
+                    "'{target}' is not an exposed service, so it cannot be routed (workers never are); "
+                    "routable: {exposed}",
+                    target=target,
+                    exposed=", ".join(exposed) or "none",
+                )
+        unrouted = sorted(n for n, s in services.items() if s.expose and n not in self.edge.routes.values())
+        if unrouted:
+            raise _cross_field(
+                "edge.routes",
+                "exposed service(s) {names} have no route: add a path for each, or set expose: false so the "
+                "edge cannot reach them",
+                names=", ".join(unrouted),
+            )
+        stream = self.app.max_stream_seconds
+        if self.edge.timeouts.backend_request_seconds <= stream:
+            raise _cross_field(
+                "edge.timeouts.backendRequestSeconds",
+                "{value}s would cut streamed replies (app.maxStreamSeconds is {stream}s); use more than {stream}s",
+                value=self.edge.timeouts.backend_request_seconds,
+                stream=stream,
+            )
+        return self
+
+    def builds(self) -> dict[str, BuildSettings]:
+        return {n: s.build for n, s in self.app.enabled_services().items() if s.build is not None}
