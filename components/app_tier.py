@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 
 from components.config import AppSettings, NetworkSettings
+from components.data.migration import MigrationPlan
 from components.labels import selector_labels
 from components.network import DataEndpoint, service_policy_spec
 from components.service import AppService, AppServiceArgs, derived_env
@@ -30,6 +31,8 @@ class AppTierArgs:
     namespace_resource: pulumi.Resource | None = None
     # Pod labels of the metrics scraper in the monitoring namespace; None: metrics ports stay closed.
     metrics_scraper: Mapping[str, str] | None = None
+    # Per service: the migration to run before its Deployment changes.
+    migrations: Mapping[str, MigrationPlan] = field(default_factory=dict)
 
 
 class AppTier(pulumi.ComponentResource):
@@ -65,6 +68,7 @@ class AppTier(pulumi.ComponentResource):
                     docker_provider=args.docker_provider,
                     project_dir=args.project_dir,
                     depends_on=[args.namespace_resource] if args.namespace_resource else [],
+                    migration=args.migrations.get(svc_name),
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )

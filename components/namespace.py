@@ -39,6 +39,8 @@ class PlatformNamespaceArgs:
     version: str
     network: NetworkSettings
     holds_data: bool = False
+    # protect + retain_on_delete: deleting the namespace would delete every claim in it.
+    protect: bool = False
 
 
 class PlatformNamespace(pulumi.ComponentResource):
@@ -49,10 +51,11 @@ class PlatformNamespace(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PlatformNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("support:platform:Namespace", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self)
         labels = namespace_labels(args.name, args.instance, args.component, args.version, args.holds_data)
         self.namespace = namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": args.name, "labels": labels}, opts=child
+            f"{name}-namespace",
+            metadata={"name": args.name, "labels": labels},
+            opts=pulumi.ResourceOptions(parent=self, protect=args.protect, retain_on_delete=args.protect),
         )
         after_namespace = pulumi.ResourceOptions(parent=self, depends_on=[namespace])
         policy_labels = standard_labels("network-policy", args.instance, "network", args.version)

@@ -11,24 +11,50 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import pulumi
+
 from components.config import LlmEgressSettings, NetworkSettings, ServiceSettings
 
 NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 @dataclass(frozen=True)
+class SecretKeyRef:
+    """Where a credential lives as a Kubernetes Secret key (in the store's own namespace)."""
+
+    namespace: str
+    name: str
+    key: str
+
+
+@dataclass(frozen=True)
 class DataEndpoint:
-    """Where a data service listens: typed input of the app tier (the data tier will produce these)."""
+    """Where a data store listens, as the data tier publishes it: the app tier's typed input.
+
+    In-cluster stores name their namespace and pod selector (NetworkPolicies select exactly those
+    pods); external ones give the CIDR their address lies in."""
 
     name: str
     host: str
     port: int
     namespace: str | None
     cidr: str | None
+    pod_selector: Mapping[str, str] | None = None
+    # The credential as a secret Output (composed into DATABASE_URL and friends), and where the data
+    # tier keeps it; None where the store takes none (in-cluster Chroma has no auth).
+    credential: pulumi.Output[str] | None = None
+    secret: SecretKeyRef | None = None
+    database: str | None = None
+    user: str | None = None
+    tls: bool = False
 
     def peer(self) -> dict[str, Any]:
         if self.namespace is not None:
-            return {"namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: self.namespace}}}
+            peer: dict[str, Any] = {"namespace_selector": {"match_labels": {NAMESPACE_NAME_LABEL: self.namespace}}}
+            if self.pod_selector:
+                # One peer with both selectors: those pods in that namespace, not the whole namespace.
+                peer["pod_selector"] = {"match_labels": dict(self.pod_selector)}
+            return peer
         return {"ip_block": {"cidr": self.cidr}}
 
 

@@ -11,12 +11,14 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.app_tier import AppTier, AppTierArgs
-from components.config import Settings
+from components.config import DATA_STORES, Settings
+from components.data.data_tier import DataTier, DataTierArgs, priority_class_name
+from components.data.migration import MigrationPlan, PreMigrationBackup, migration_name, migration_selector
+from components.data.store import Client
 from components.edge import Backend, Edge, EdgeArgs
 from components.labels import selector_labels
 from components.monitoring.monitoring import Monitoring, MonitoringArgs, service_endpoints
 from components.namespace import PlatformNamespace, PlatformNamespaceArgs
-from components.network import DataEndpoint
 from components.secrets import Credentials, CredentialsArgs, credential_values
 
 PLATFORM_VERSION = "0.1.0"
@@ -29,6 +31,10 @@ class ExternalSecrets:
     llm_api_key: pulumi.Output[str] | None = None
     alert_webhook_url: pulumi.Output[str] | None = None
     registry_password: pulumi.Output[str] | None = None
+    # External stores' credentials: postgresPassword, redisPassword, chromaToken.
+    postgres_password: pulumi.Output[str] | None = None
+    redis_password: pulumi.Output[str] | None = None
+    chroma_token: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -50,16 +56,20 @@ def kubernetes_provider(name: str, args: PlatformArgs, opts: pulumi.ResourceOpti
     return k8s.Provider(name, context=target.context, kubeconfig=target.kubeconfig, opts=opts)
 
 
-def data_endpoints(settings: Settings) -> dict[str, DataEndpoint]:
-    """Endpoints of the data services, from settings until the data tier provides its own."""
-    return {
-        name: DataEndpoint(name=name, host=ep.host, port=ep.port, namespace=ep.namespace, cidr=ep.cidr)
-        for name, ep in (
-            ("postgres", settings.data.postgres),
-            ("redis", settings.data.redis),
-            ("chroma", settings.data.chroma),
-        )
-    }
+def data_clients(settings: Settings, instance: str) -> dict[str, list[Client]]:
+    """Per store, the pods declared to connect to it: services by `connectsTo`, and the migration
+    Job of the service that runs migrations. Only these reach a store."""
+    app_ns = settings.namespaces.app
+    clients: dict[str, list[Client]] = {store: [] for store in DATA_STORES}
+    for name, svc in settings.app.enabled_services().items():
+        for target in svc.connects_to:
+            if target in clients:
+                clients[target].append(Client(name, app_ns, selector_labels(name, instance)))
+    migrations = settings.data.postgres.migrations
+    if settings.data.postgres.mode != "disabled" and migrations.enabled:
+        name = migration_name(migrations.service)
+        clients["postgres"].append(Client(name, app_ns, migration_selector(migrations.service, instance)))
+    return clients
 
 
 def metrics_scraper(settings: Settings, instance: str) -> dict[str, str] | None:
@@ -69,6 +79,29 @@ def metrics_scraper(settings: Settings, instance: str) -> dict[str, str] | None:
     if settings.monitoring.mode == "operator":
         return dict(settings.monitoring.operator.prometheus_pod_labels)
     return None
+
+
+def migration_plans(settings: Settings, data: DataTier) -> dict[str, MigrationPlan]:
+    """The migration of the configured service, with a backup first where settings ask for one
+    (default: production) and PostgreSQL runs in-cluster (a managed service keeps its own)."""
+    pg = settings.data.postgres
+    if pg.mode == "disabled" or not pg.migrations.enabled:
+        return {}
+    backup_first = pg.migrations.backup_first
+    if backup_first is None:
+        backup_first = settings.environment == "production"
+    backup = None
+    if backup_first and pg.mode == "in-cluster" and data.namespace and data.backup_selector:
+        backup = PreMigrationBackup(data.namespace, priority_class_name(settings.data), data.backup_selector)
+    plan = MigrationPlan(
+        command=pg.migrations.command,
+        timeout_seconds=pg.migrations.timeout_seconds,
+        postgres=pg,
+        endpoint=data.endpoints["postgres"],
+        backup=backup,
+        depends_on=[data],
+    )
+    return {pg.migrations.service: plan}
 
 
 class Platform(pulumi.ComponentResource):
@@ -110,6 +143,27 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
+        protect = settings.data.protect if settings.data.protect is not None else settings.environment == "production"
+        scraper = metrics_scraper(settings, instance)
+        data = DataTier(
+            "data",
+            DataTierArgs(
+                settings=settings.data,
+                instance=instance,
+                version=PLATFORM_VERSION,
+                network=settings.network,
+                clients=data_clients(settings, instance),
+                passwords={"postgres": credentials.generated["postgres"], "redis": credentials.generated["redis"]},
+                external_credentials={
+                    "postgres": args.external.postgres_password,
+                    "redis": args.external.redis_password,
+                    "chroma": args.external.chroma_token,
+                },
+                scraper=scraper,
+                protect=protect,
+            ),
+            opts=child,
+        )
         app = AppTier(
             "app",
             AppTierArgs(
@@ -118,13 +172,14 @@ class Platform(pulumi.ComponentResource):
                 instance=instance,
                 network=settings.network,
                 edge_namespace=settings.edge.proxy_namespace,
-                endpoints=data_endpoints(settings),
-                credentials=credential_values(credentials, settings.data.postgres, settings.data.redis),
+                endpoints=data.endpoints,
+                credentials=credential_values(credentials, data.endpoints),
                 registry_password=args.external.registry_password,
                 docker_provider=self.docker,
                 project_dir=args.project_dir,
                 namespace_resource=app_namespace.namespace,
-                metrics_scraper=metrics_scraper(settings, instance),
+                metrics_scraper=scraper,
+                migrations=migration_plans(settings, data),
             ),
             opts=child,
         )
@@ -141,7 +196,7 @@ class Platform(pulumi.ComponentResource):
             ),
             opts=child,
         )
-        data_namespaces = sorted({ep.namespace for ep in data_endpoints(settings).values() if ep.namespace})
+        data_namespaces = [data.namespace] if data.namespace else []
         Monitoring(
             "monitoring",
             MonitoringArgs(
@@ -150,13 +205,16 @@ class Platform(pulumi.ComponentResource):
                 instance=instance,
                 version=PLATFORM_VERSION,
                 environment=settings.environment,
-                endpoints=service_endpoints(settings.app.enabled_services(), settings.namespaces.app),
+                endpoints=[
+                    *service_endpoints(settings.app.enabled_services(), settings.namespaces.app),
+                    *data.metrics,
+                ],
                 platform_namespaces=[settings.namespaces.app, *data_namespaces],
                 app_namespace=settings.namespaces.app,
                 grafana_admin_password=credentials.generated["grafana-admin"],
                 receiver_secrets={"alertWebhookUrl": args.external.alert_webhook_url},
                 protect=settings.environment == "production",
-                depends_on=[app_namespace.namespace],
+                depends_on=[app_namespace.namespace, *([data.namespace_resource] if data.namespace_resource else [])],
             ),
             opts=child,
         )

@@ -13,13 +13,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from components.config import PostgresEndpoint, RedisEndpoint
+from components.network import DataEndpoint
 
 # Generated credentials: name -> what it protects.
 GENERATED = {
     "postgres": "PostgreSQL password of the application user",
     "redis": "Redis password (requirepass)",
-    "chroma": "Chroma bearer token",
     "grafana-admin": "Grafana admin password",
     "secret-key": "session/JWT signing key of the api",
 }
@@ -67,33 +66,45 @@ class Credentials(pulumi.ComponentResource):
         self.register_outputs({"generated": sorted(GENERATED)})
 
 
-def database_url(endpoint: PostgresEndpoint, password: pulumi.Output[str]) -> pulumi.Output[str]:
+def database_url(endpoint: DataEndpoint) -> pulumi.Output[str]:
+    assert endpoint.credential is not None
+    # verify-full: a managed service is reached over TLS with its certificate checked; in-cluster
+    # traffic stays inside the NetworkPolicy-guarded path.
+    query = "?sslmode=verify-full" if endpoint.tls else ""
     return pulumi.Output.secret(
         pulumi.Output.format(
-            "postgresql://{0}:{1}@{2}:{3}/{4}",
+            "postgresql://{0}:{1}@{2}:{3}/{4}{5}",
             endpoint.user,
-            password,
+            endpoint.credential,
             endpoint.host,
             endpoint.port,
             endpoint.database,
+            query,
         )
     )
 
 
-def redis_url(endpoint: RedisEndpoint, password: pulumi.Output[str]) -> pulumi.Output[str]:
+def redis_url(endpoint: DataEndpoint) -> pulumi.Output[str]:
+    assert endpoint.credential is not None
+    scheme = "rediss" if endpoint.tls else "redis"
     return pulumi.Output.secret(
-        pulumi.Output.format("redis://:{0}@{1}:{2}/{3}", password, endpoint.host, endpoint.port, endpoint.database)
+        pulumi.Output.format(
+            "{0}://:{1}@{2}:{3}/{4}", scheme, endpoint.credential, endpoint.host, endpoint.port, endpoint.database
+        )
     )
 
 
 def credential_values(
-    credentials: Credentials, postgres: PostgresEndpoint, redis: RedisEndpoint
+    credentials: Credentials, endpoints: Mapping[str, DataEndpoint]
 ) -> Mapping[str, pulumi.Output[str] | None]:
-    """The values a service may reference under `secretEnv`, by credential name."""
+    """The values a service may reference under `secretEnv`, by credential name. A store that is
+    disabled gives None (settings refuse a service that references it); in-cluster Chroma has no
+    token to give."""
+    postgres, redis, chroma = (endpoints.get(n) for n in ("postgres", "redis", "chroma"))
     return {
-        "databaseUrl": database_url(postgres, credentials.generated["postgres"]),
-        "redisUrl": redis_url(redis, credentials.generated["redis"]),
-        "chromaToken": credentials.generated["chroma"],
+        "databaseUrl": database_url(postgres) if postgres is not None else None,
+        "redisUrl": redis_url(redis) if redis is not None else None,
+        "chromaToken": chroma.credential if chroma is not None else None,
         "secretKey": credentials.generated["secret-key"],
         "llmApiKey": credentials.llm_api_key,
     }

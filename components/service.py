@@ -18,6 +18,7 @@ import pulumi_kubernetes as k8s
 
 from components import network, workload
 from components.config import BuildSettings, ServiceSettings
+from components.data.migration import Migration, MigrationArgs, MigrationPlan
 from components.image import image_build
 from components.labels import image_version, selector_labels, standard_labels
 
@@ -38,6 +39,8 @@ class AppServiceArgs:
     # Build contexts are relative to it; so are the paths handed to pulumi-docker.
     project_dir: str = "."
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Schema migrations run (after a backup, where planned) before this service's Deployment changes.
+    migration: MigrationPlan | None = None
 
 
 def config_checksum(env: Mapping[str, str], secret_env: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[str]:
@@ -116,6 +119,30 @@ class AppService(pulumi.ComponentResource):
                 opts=child,
             )
             depends.append(secret)
+
+        self.migration: Migration | None = None
+        if args.migration is not None:
+            plan = args.migration
+            self.migration = Migration(
+                f"{name}-migration",
+                MigrationArgs(
+                    service=name,
+                    namespace=args.namespace,
+                    instance=args.instance,
+                    image=image,
+                    command=plan.command,
+                    timeout_seconds=plan.timeout_seconds,
+                    postgres=plan.postgres,
+                    endpoint=plan.endpoint,
+                    config_map_name=identity.config_map_name,
+                    secret_name=identity.secret_name,
+                    run_as_user=svc.run_as_user,
+                    backup=plan.backup,
+                    depends_on=[*depends, *plan.depends_on],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            depends.append(self.migration.job)
 
         deployment = k8s.apps.v1.Deployment(
             f"{name}-deployment",

@@ -47,5 +47,8 @@ def read_stack_config(stack: str, project_dir: str) -> tuple[Settings, ExternalS
         llm_api_key=config.get_secret("llmApiKey"),
         alert_webhook_url=config.get_secret("alertWebhookUrl"),
         registry_password=config.get_secret("registryPassword"),
+        postgres_password=config.get_secret("postgresPassword"),
+        redis_password=config.get_secret("redisPassword"),
+        chroma_token=config.get_secret("chromaToken"),
     )
     return settings, external

@@ -62,8 +62,8 @@ def container(deployment: RecordedResource) -> dict[str, Any]:
     return first
 
 
-# The namespaces the program creates (the data tier's is not one of them yet).
-PLATFORM_NAMESPACES = ("support-app", "support-monitoring")
+# The namespaces the program creates.
+PLATFORM_NAMESPACES = ("support-app", "support-data", "support-monitoring")
 
 
 def kubernetes_objects(run: ProgramRun) -> list[RecordedResource]:
@@ -110,7 +110,7 @@ def test_namespace_enforces_restricted_pod_security(run: ProgramRun) -> None:
     assert all(key in labels for key in RECOMMENDED)
 
 
-CLUSTER_SCOPED = {"Namespace", "ClusterIssuer"}
+CLUSTER_SCOPED = {"Namespace", "ClusterIssuer", "PriorityClass"}
 
 
 def test_every_object_has_recommended_labels_and_explicit_names(run: ProgramRun) -> None:

@@ -28,6 +28,9 @@ EXTERNAL_SECRET_KEYS: dict[str, str] = {
     "llmApiKey": "API key of the LLM provider / agent framework",
     "alertWebhookUrl": "webhook URL Alertmanager posts alerts to",
     "registryPassword": "password or token of the image registry used by service builds",
+    "postgresPassword": "password of the managed PostgreSQL (data.postgres.mode external)",
+    "redisPassword": "password of the managed Redis (data.redis.mode external)",
+    "chromaToken": "bearer token of the managed Chroma (data.chroma.mode external)",
 }
 # Required outside dev; registryPassword only when a service builds its image.
 REQUIRED_OUTSIDE_DEV = ("llmApiKey", "alertWebhookUrl")

@@ -1,58 +1,270 @@
-"""Settings of the data tier: PostgreSQL, Redis and Chroma."""
+"""Settings of the data tier: PostgreSQL, Redis and Chroma, each in-cluster, external or disabled."""
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Literal
 
-from pydantic import (
-    Field,
-    model_validator,
+from pydantic import AfterValidator, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from components.config.app import ResourceSettings
+from components.config.base import (
+    _IMAGE,
+    Cidr,
+    DnsLabel,
+    DnsName,
+    MemoryQuantity,
+    Port,
+    _check,
+    _cross_field,
+    _Strict,
+    memory_bytes,
 )
 
-from components.config.base import Cidr, DnsLabel, DnsName, Port, _cross_field, _Strict
+StoreMode = Literal["in-cluster", "external", "disabled"]
+DATA_STORES = ("postgres", "redis", "chroma")
+# Secret config keys (`pulumi config set --secret`) an external store takes its credential from.
+EXTERNAL_STORE_SECRETS: dict[str, str] = {
+    "postgres": "postgresPassword",
+    "redis": "redisPassword",
+    "chroma": "chromaToken",
+}
+
+_PG_PARAMETER = re.compile(r"^[a-z_][a-z0-9_.]*$")
+_CRON = re.compile(r"^(\S+\s+){4}\S+$")
+# Parameters the platform sets itself (listen address, port, socket, files, auth): not tunable.
+_PG_RESERVED = frozenset(
+    {"listen_addresses", "port", "unix_socket_directories", "hba_file", "data_directory", "config_file"}
+)
 
 
-class Endpoint(_Strict):
-    """A data service the app connects to. In-cluster ones name their namespace (NetworkPolicies
-    select it); external ones give the CIDR their address lies in."""
+def _data_image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise PydanticCustomError(
+            "format",
+            "'{value}' is not an image reference; example: docker.io/library/postgres:17.11-bookworm",
+            {"value": value},
+        )
+    return value
+
+
+DataImage = Annotated[str, AfterValidator(_data_image)]
+StorageSize = Annotated[str, _check(re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$"), "storage size", "20Gi")]
+
+
+class StorageSettings(_Strict):
+    """The volume of a store: one PersistentVolumeClaim per replica. Kubernetes cannot change a
+    StatefulSet's claim template in place; the settings refuse changes to it once deployed."""
+
+    size: StorageSize
+    """Requested size (Mi, Gi or Ti)."""
+    storage_class: DnsName | None = None
+    """StorageClass of the claims; default: the cluster's default class."""
+
+
+class ExporterSettings(_Strict):
+    enabled: bool = True
+    """Run the Prometheus exporter next to the store (its metrics feed the data-tier alerts)."""
+    image: DataImage
+    """Exporter image (production: pinned by digest)."""
+
+
+class ExternalSettings(_Strict):
+    """A managed service instead of the in-cluster store: nothing is deployed for it."""
 
     host: DnsName
-    """DNS name the app connects to."""
+    """DNS name of the managed service."""
     port: Port
-    """TCP port."""
-    namespace: DnsLabel | None = None
-    """In-cluster service: its namespace (egress is allowed to that namespace only)."""
-    cidr: Cidr | None = None
-    """External service: the CIDR its address lies in (egress is allowed to it only)."""
+    cidr: Cidr
+    """Where its addresses lie: the app's egress is allowed to this block only."""
+    tls: bool = True
+    """Connect with TLS (sslmode=verify-full for PostgreSQL, rediss:// for Redis, https for Chroma)."""
+
+
+def _tunable(parameters: dict[str, str | int]) -> dict[str, str | int]:
+    for name in parameters:
+        if not _PG_PARAMETER.match(name):
+            raise PydanticCustomError(
+                "format", "'{name}' is not a PostgreSQL parameter name; example: max_connections", {"name": name}
+            )
+        if name in _PG_RESERVED:
+            raise PydanticCustomError(
+                "reserved",
+                "'{name}' is set by the platform (listening, sockets, files and authentication); remove it",
+                {"name": name},
+            )
+    return parameters
+
+
+class MigrationSettings(_Strict):
+    enabled: bool = True
+    """Run the api image's migration command in a Job before the api Deployment changes."""
+    command: Annotated[list[str], Field(min_length=1)] = ["alembic", "upgrade", "head"]
+    """Migration command, run with the api's image and DATABASE_URL."""
+    service: DnsLabel = "api"
+    """The service whose image and credentials run the migration."""
+    backup_first: bool | None = None
+    """Take a pg_dump before every migration; default: on in production, off elsewhere."""
+    timeout_seconds: Annotated[int, Field(ge=60, le=86400)] = 1800
+    """How long a migration (and the backup before it) may run before the Job is failed."""
+
+
+class BackupSettings(_Strict):
+    enabled: bool = True
+    """A CronJob writes a compressed, checksummed pg_dump to the backup volume."""
+    schedule: Annotated[str, _check(_CRON, "cron schedule (five fields)", "17 3 * * *")] = "17 3 * * *"
+    """When the CronJob runs (cron syntax, the cluster's time zone unless timeZone is set)."""
+    time_zone: str = "Etc/UTC"
+    """Time zone of the schedule."""
+    retention_days: Annotated[int, Field(ge=1, le=3650)] = 7
+    """Dumps older than this are pruned (the newest is always kept); BackupMissing fires when none
+    is younger than this."""
+    storage: StorageSettings = StorageSettings(size="20Gi")
+    """The backup volume (a PersistentVolumeClaim of its own, protected like the data)."""
+
+
+class PostgresSettings(_Strict):
+    mode: StoreMode = "in-cluster"
+    """in-cluster: a StatefulSet here; external: a managed service (secret config postgresPassword);
+    disabled: none (no service may connect to it)."""
+    image: DataImage = (
+        "docker.io/library/postgres:17.11-bookworm"
+        "@sha256:639ab7ceb90e13123085b741fb31ef493fba25463002f6da665352e7b534b652"
+    )
+    """Official PostgreSQL image, Debian variant (production: pinned by digest)."""
+    replicas: Annotated[int, Field(ge=1, le=1)] = 1
+    """One primary: streaming replicas are not built (use mode external for a managed HA service)."""
+    database: DnsLabel = "support"
+    """Database the app uses."""
+    user: DnsLabel = "support"
+    """Database user of the app (its password is generated, or postgresPassword when external)."""
+    storage: StorageSettings = StorageSettings(size="20Gi")
+    resources: ResourceSettings = ResourceSettings.model_validate(
+        {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "2", "memory": "1Gi"}}
+    )
+    parameters: Annotated[dict[str, str | int], AfterValidator(_tunable)] = {
+        "max_connections": 200,
+        "shared_buffers": "256MB",
+        "effective_cache_size": "768MB",
+        "work_mem": "4MB",
+        "maintenance_work_mem": "64MB",
+        "log_min_duration_statement": 1000,
+    }
+    """postgresql.conf tuning (max_connections, shared_buffers, ...); replaces the defaults as a whole."""
+    exporter: ExporterSettings = ExporterSettings(
+        image="quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
+        "@sha256:38606faa38c54787525fb0ff2fd6b41b4cfb75d455c1df294927c5f611699b17"
+    )
+    migrations: MigrationSettings = MigrationSettings()
+    backup: BackupSettings = BackupSettings()
+    external: ExternalSettings | None = None
+    """mode external: where the managed service is."""
 
     @model_validator(mode="after")
-    def _placement(self) -> Endpoint:
-        if (self.namespace is None) == (self.cidr is None):
+    def _external(self) -> PostgresSettings:
+        if self.mode == "external" and self.external is None:
             raise _cross_field(
-                "namespace",
-                "give exactly one of namespace (in-cluster service) or cidr (external service); "
-                "`namespace: null` drops the default namespace",
+                "external", "mode 'external' needs external.host, external.port and external.cidr of the service"
             )
         return self
 
 
-class PostgresEndpoint(Endpoint):
-    database: DnsLabel = "support"
-    """Database name in DATABASE_URL."""
-    user: DnsLabel = "support"
-    """Database user in DATABASE_URL (its password is generated)."""
-
-
-class RedisEndpoint(Endpoint):
+class RedisSettings(_Strict):
+    mode: StoreMode = "in-cluster"
+    """in-cluster, external (secret config redisPassword) or disabled."""
+    image: DataImage = (
+        "docker.io/library/redis:7.4.11-bookworm"
+        "@sha256:c6eabf748fc7a61dbb5a705c78bcf3d6377b1127a97d0ce965c11c44ba46896f"
+    )
+    """Official Redis image (production: pinned by digest)."""
+    replicas: Annotated[int, Field(ge=1, le=1)] = 1
+    """One server: replication and Sentinel are not built (use mode external for a managed service)."""
     database: Annotated[int, Field(ge=0, le=15)] = 0
-    """Redis logical database in REDIS_URL."""
+    """Logical database in REDIS_URL."""
+    storage: StorageSettings = StorageSettings(size="5Gi")
+    resources: ResourceSettings = ResourceSettings.model_validate(
+        {"requests": {"cpu": "100m", "memory": "384Mi"}, "limits": {"cpu": "1", "memory": "512Mi"}}
+    )
+    maxmemory: MemoryQuantity = "256Mi"
+    """Memory Redis may use for data; keep it well under the memory limit (fork for AOF rewrite)."""
+    maxmemory_policy: Literal[
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    ] = "volatile-lru"
+    """What is evicted at maxmemory: volatile-lru drops caches (keys with a TTL) before sessions."""
+    exporter: ExporterSettings = ExporterSettings(
+        image="docker.io/oliver006/redis_exporter:v1.74.0"
+        "@sha256:88862b6fc5004ead3495c16d5ba548b14e898fe6d22e7c5b93bf3df83823a9a5"
+    )
+    external: ExternalSettings | None = None
+
+    @model_validator(mode="after")
+    def _memory(self) -> RedisSettings:
+        if self.mode == "external" and self.external is None:
+            raise _cross_field(
+                "external", "mode 'external' needs external.host, external.port and external.cidr of the service"
+            )
+        if memory_bytes(self.maxmemory) > 0.8 * memory_bytes(self.resources.limits.memory):
+            raise _cross_field(
+                "maxmemory",
+                "{maxmemory} leaves too little of the {limit} memory limit for the AOF rewrite fork and "
+                "buffers; keep it at most 80 % of resources.limits.memory",
+                maxmemory=self.maxmemory,
+                limit=self.resources.limits.memory,
+            )
+        return self
+
+
+class ChromaSettings(_Strict):
+    mode: StoreMode = "in-cluster"
+    """in-cluster, external (secret config chromaToken, sent as a bearer token) or disabled."""
+    image: DataImage = (
+        "docker.io/chromadb/chroma:1.5.9@sha256:1e0b73a187a28757c572acba508c46f48c9e8b0acaf5c20e6d95cdedce1acdf6"
+    )
+    """Chroma server image (production: pinned by digest)."""
+    replicas: Annotated[int, Field(ge=1, le=1)] = 1
+    """One server: the single-node Chroma server does not replicate."""
+    storage: StorageSettings = StorageSettings(size="10Gi")
+    resources: ResourceSettings = ResourceSettings.model_validate(
+        {"requests": {"cpu": "250m", "memory": "1Gi"}, "limits": {"cpu": "2", "memory": "2Gi"}}
+    )
+    startup_seconds: Annotated[int, Field(ge=30, le=3600)] = 600
+    """How long the server may take to load its indexes before the startup probe gives up."""
+    external: ExternalSettings | None = None
+
+    @model_validator(mode="after")
+    def _external(self) -> ChromaSettings:
+        if self.mode == "external" and self.external is None:
+            raise _cross_field(
+                "external", "mode 'external' needs external.host, external.port and external.cidr of the service"
+            )
+        return self
 
 
 class DataSettings(_Strict):
-    postgres: PostgresEndpoint = PostgresEndpoint(
-        host="postgres.support-data.svc.cluster.local", port=5432, namespace="support-data"
-    )
-    redis: RedisEndpoint = RedisEndpoint(
-        host="redis.support-data.svc.cluster.local", port=6379, namespace="support-data"
-    )
-    chroma: Endpoint = Endpoint(host="chroma.support-data.svc.cluster.local", port=8000, namespace="support-data")
+    namespace: DnsLabel = "support-data"
+    """Namespace of the in-cluster stores (PSS restricted, default-deny)."""
+    priority: Annotated[int, Field(ge=1, le=1_000_000_000)] = 100_000
+    """Value of the data tier's PriorityClass: above the app's, so app pods never preempt a store."""
+    protect: bool | None = None
+    """protect + retain_on_delete on StatefulSets, claims and the namespace; default: production only."""
+    postgres: PostgresSettings = PostgresSettings()
+    redis: RedisSettings = RedisSettings()
+    chroma: ChromaSettings = ChromaSettings()
+
+    def stores(self) -> dict[str, PostgresSettings | RedisSettings | ChromaSettings]:
+        return {"postgres": self.postgres, "redis": self.redis, "chroma": self.chroma}
+
+    def in_cluster(self) -> list[str]:
+        return [name for name, store in self.stores().items() if store.mode == "in-cluster"]
+
+
+def storage_bytes(size: str) -> float:
+    return memory_bytes(size)

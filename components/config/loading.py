@@ -20,7 +20,7 @@ from components.config.base import (
     STRUCTURED_KEYS,
     deep_merge,
 )
-from components.config.data import DataSettings
+from components.config.data import EXTERNAL_STORE_SECRETS, DataSettings
 from components.config.stack import Settings
 
 
@@ -190,6 +190,16 @@ def load_settings(
                     ConfigProblem(
                         f"{PROJECT}:app.services.{name}.build.registryUsername",
                         "needs the registry password: run `pulumi config set --secret registryPassword`",
+                    )
+                )
+    if settings is not None:
+        for store, key in EXTERNAL_STORE_SECRETS.items():
+            if settings.data.stores()[store].mode == "external" and external_secrets.get(key) is None:
+                problems.append(
+                    ConfigProblem(
+                        f"{PROJECT}:{key}",
+                        f"data.{store}.mode is external, so its credential is needed: run "
+                        f"`pulumi config set --secret {key}`",
                     )
                 )
     if problems or settings is None:

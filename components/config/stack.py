@@ -13,7 +13,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from components.config.app import AppSettings, BuildSettings
-from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
+from components.config.base import _DIGEST, CREDENTIAL_CONNECTION, DnsLabel, Environment, _cross_field, _Strict
 from components.config.data import DataSettings
 from components.config.edge import EdgeSettings
 from components.config.monitoring import MonitoringSettings
@@ -153,6 +153,64 @@ class Settings(_Strict):
                 "{value}s would cut streamed replies (app.maxStreamSeconds is {stream}s); use more than {stream}s",
                 value=self.edge.timeouts.backend_request_seconds,
                 stream=stream,
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _data_connections(self) -> Settings:
+        stores = self.data.stores()
+        for name, svc in self.app.enabled_services().items():
+            for target in svc.connects_to:
+                if target in stores and stores[target].mode == "disabled":
+                    raise _cross_field(
+                        f"app.services.{name}.connectsTo",
+                        "'{name}' connects to {target}, which data.{target}.mode disables; remove {target} "
+                        "from connectsTo (and the secretEnv that uses it) or enable the store",
+                        name=name,
+                        target=target,
+                    )
+            for env, credential in svc.secret_env.items():
+                store = CREDENTIAL_CONNECTION.get(credential)
+                if store in stores and stores[store].mode == "disabled":
+                    raise _cross_field(
+                        f"app.services.{name}.secretEnv.{env}",
+                        "{credential} comes from {store}, which data.{store}.mode disables; drop it with "
+                        "`{env}: null` or enable the store",
+                        credential=credential,
+                        store=store,
+                        env=env,
+                    )
+        pg = self.data.postgres
+        if pg.mode != "disabled" and pg.migrations.enabled:
+            runner = self.app.enabled_services().get(pg.migrations.service)
+            if runner is None or "postgres" not in runner.connects_to:
+                raise _cross_field(
+                    "data.postgres.migrations.service",
+                    "'{service}' must be an enabled service that connects to postgres (its image and "
+                    "DATABASE_URL run the migration); or set migrations.enabled: false",
+                    service=pg.migrations.service,
+                )
+        if self.environment == "production":
+            for store, settings in stores.items():
+                if settings.mode != "in-cluster":
+                    continue
+                images = {"image": settings.image}
+                exporter = getattr(settings, "exporter", None)
+                if exporter is not None and exporter.enabled:
+                    images["exporter.image"] = exporter.image
+                for key, image in images.items():
+                    if not _DIGEST.search(image):
+                        raise _cross_field(
+                            f"data.{store}.{key}",
+                            "production requires an image pinned by digest, got '{image}'; use "
+                            "repository:tag@sha256:<digest>",
+                            image=image,
+                        )
+        if self.data.namespace in (self.namespaces.app, self.network.monitoring_namespace):
+            raise _cross_field(
+                "data.namespace",
+                "'{ns}' is already the app's or monitoring's namespace; the stores need their own",
+                ns=self.data.namespace,
             )
         return self
 
