@@ -4,15 +4,17 @@ import os
 
 import pulumi
 
-from components.config import SettingsError
+from components.config import SettingsError, data_shape
 from components.image import docker_daemon_problem
 from components.platform import Platform, PlatformArgs
-from components.stack_config import read_stack_config
+from components.stack_config import check_data_changes, previous_data_shape, read_stack_config
 
 stack = pulumi.get_stack()
 project_dir = os.path.dirname(os.path.abspath(__file__))
 try:
     settings, external = read_stack_config(stack, project_dir)
+    # Changes a StatefulSet or a claim cannot take in place, against what the last update deployed.
+    check_data_changes(stack, settings, previous_data_shape(stack))
 except SettingsError as error:
     # Before any resource is registered: a bad config deploys nothing.
     raise pulumi.RunError(str(error)) from None
@@ -35,5 +37,7 @@ pulumi.export("environment", settings.environment)
 pulumi.export("namespaces", {"app": platform.app_namespace})
 pulumi.export("serviceHosts", platform.service_hosts)
 pulumi.export("edgeHosts", platform.edge_hosts)
+pulumi.export("dataShape", data_shape(settings.data))
+pulumi.export("dataEndpoints", platform.data_hosts)
 if platform.render_directory is not None:
     pulumi.export("renderDirectory", platform.render_directory)

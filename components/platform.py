@@ -109,6 +109,7 @@ class Platform(pulumi.ComponentResource):
     service_hosts: dict[str, pulumi.Output[str]]
     render_directory: str | None
     edge_hosts: list[str]
+    data_hosts: dict[str, str]
 
     def __init__(self, name: str, args: PlatformArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("support:platform:Platform", name, None, opts)
@@ -219,6 +220,7 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         self.edge_hosts = edge.hosts
+        self.data_hosts = {n: f"{e.host}:{e.port}" for n, e in sorted(data.endpoints.items())}
         self.app_namespace = app_namespace.name
         self.service_hosts = {n: s.dns_name for n, s in app.services.items()}
         self.render_directory = settings.target.render_directory

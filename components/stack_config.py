@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import pulumi
 from pulumi.runtime import config as runtime_config
 
-from components.config import EXTERNAL_SECRET_KEYS, PROJECT, STRUCTURED_KEYS, Settings, load_settings
+from components.config import (
+    EXTERNAL_SECRET_KEYS,
+    PROJECT,
+    STRUCTURED_KEYS,
+    ConfigProblem,
+    Settings,
+    SettingsError,
+    immutable_changes,
+    load_settings,
+)
 from components.platform import ExternalSecrets
 
 
@@ -52,3 +62,30 @@ def read_stack_config(stack: str, project_dir: str) -> tuple[Settings, ExternalS
         chroma_token=config.get_secret("chromaToken"),
     )
     return settings, external
+
+
+READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
+
+
+def previous_data_shape(stack: str) -> Mapping[str, Any]:
+    """The `dataShape` output of this stack's last update ({} before the first one): what the
+    deployed StatefulSets and claims look like, read before anything is registered."""
+    name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
+    try:
+        value = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": name}).value or {}
+    except Exception as error:
+        # Never silently: the run goes on, but says the guard did not run.
+        pulumi.log.warn(f"could not read the last update's dataShape ({error}); storage changes are not checked")
+        return {}
+    outputs = value.get("outputs") or {}
+    shape = outputs.get("dataShape")
+    return shape if isinstance(shape, Mapping) else {}
+
+
+def check_data_changes(stack: str, settings: Settings, previous: Mapping[str, Any]) -> None:
+    """Raise SettingsError for changes to deployed stores that Kubernetes cannot apply in place."""
+    problems = [
+        ConfigProblem(f"{PROJECT}:{path}", message) for path, message in immutable_changes(previous, settings.data)
+    ]
+    if problems:
+        raise SettingsError(stack, problems)

@@ -63,6 +63,8 @@ from components.config.data import (
     StorageSettings,
     StorageSize,
     StoreMode,
+    data_shape,
+    immutable_changes,
     storage_bytes,
 )
 from components.config.edge import (
@@ -183,7 +185,9 @@ __all__ = [
     "ThresholdSettings",
     "TlsSettings",
     "cpu_millicores",
+    "data_shape",
     "deep_merge",
+    "immutable_changes",
     "load_settings",
     "memory_bytes",
     "stack_config_schema",

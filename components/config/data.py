@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated, Literal
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -268,3 +269,90 @@ class DataSettings(_Strict):
 
 def storage_bytes(size: str) -> float:
     return memory_bytes(size)
+
+
+def data_shape(settings: DataSettings) -> dict[str, Any]:
+    """What Kubernetes cannot change in place, as deployed: exported as the stack output `dataShape`
+    so the next run can refuse a change that would replace a StatefulSet or a claim."""
+    stores: dict[str, Any] = {}
+    for name, store in settings.stores().items():
+        if store.mode != "in-cluster":
+            continue
+        shape: dict[str, Any] = {"size": store.storage.size, "storageClass": store.storage.storage_class}
+        if isinstance(store, PostgresSettings) and store.backup.enabled:
+            shape["backupSize"] = store.backup.storage.size
+            shape["backupStorageClass"] = store.backup.storage.storage_class
+        stores[name] = shape
+    return {"namespace": settings.namespace, "stores": stores}
+
+
+def _claim(store: str) -> str:
+    return f"data-{store}-0"
+
+
+def immutable_changes(previous: Mapping[str, Any], settings: DataSettings) -> list[tuple[str, str]]:
+    """(config path, message) for each change to the deployed shape that Kubernetes cannot apply in
+    place; each message says the safe way instead. `previous` is the last update's dataShape."""
+    problems: list[tuple[str, str]] = []
+    stored = previous.get("stores")
+    before: Mapping[str, Any] = stored if isinstance(stored, Mapping) else {}
+    now = data_shape(settings)["stores"]
+    ns = previous.get("namespace")
+    if before and ns and ns != settings.namespace:
+        problems.append(
+            (
+                "data.namespace",
+                f"was '{ns}', where the stores keep their volumes; moving them would delete each StatefulSet "
+                f"and start empty. Keep '{ns}' (or back up, deploy a new store, restore, then switch)",
+            )
+        )
+    for store, old in before.items():
+        new = now.get(store)
+        if new is None or not isinstance(old, Mapping):
+            continue
+        old_size, new_size = str(old.get("size")), str(new["size"])
+        if old_size != new_size:
+            if memory_bytes(new_size) < memory_bytes(old_size):
+                problems.append(
+                    (
+                        f"data.{store}.storage.size",
+                        f"{new_size} is smaller than the deployed {old_size}: Kubernetes cannot shrink a volume. "
+                        f"Keep {old_size}",
+                    )
+                )
+            else:
+                problems.append(
+                    (
+                        f"data.{store}.storage.size",
+                        f"a StatefulSet's volumeClaimTemplates cannot change in place (the change would replace "
+                        f"it). Keep {old_size} here and resize the claim instead: kubectl --namespace "
+                        f"{settings.namespace} patch pvc {_claim(store)} --patch "
+                        f'\'{{"spec":{{"resources":{{"requests":{{"storage":"{new_size}"}}}}}}}}\' '
+                        f"(its StorageClass must allow volume expansion)",
+                    )
+                )
+        if old.get("storageClass") != new["storageClass"]:
+            problems.append(
+                (
+                    f"data.{store}.storage.storageClass",
+                    f"the deployed claims use '{old.get('storageClass') or 'the default class'}'; a claim cannot "
+                    "move to another class. Keep it (a new class means: back up, deploy a new store, restore)",
+                )
+            )
+        if "backupSize" in old and "backupSize" in new:
+            if memory_bytes(str(new["backupSize"])) < memory_bytes(str(old["backupSize"])):
+                problems.append(
+                    (
+                        f"data.{store}.backup.storage.size",
+                        f"{new['backupSize']} is smaller than the deployed {old['backupSize']}: Kubernetes cannot "
+                        f"shrink a volume. Keep {old['backupSize']} (growing it is fine)",
+                    )
+                )
+            if old.get("backupStorageClass") != new.get("backupStorageClass"):
+                problems.append(
+                    (
+                        f"data.{store}.backup.storage.storageClass",
+                        "a claim cannot move to another class; keep the deployed one",
+                    )
+                )
+    return problems
