@@ -1,0 +1,227 @@
+"""Config files of the data tier's servers, rendered as text: postgresql.conf, pg_hba.conf, redis.conf
+and the Redis auth include. Pure functions; the components mount their output from ConfigMaps and
+Secrets, and tests/test_data_tools.py loads it into the real servers."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Final
+
+PG_HBA_PATH: Final = "/etc/postgresql/pg_hba.conf"
+PG_SOCKET_DIR: Final = "/var/run/postgresql"
+POSTGRES_PORT: Final = 5432
+REDIS_PORT: Final = 6379
+REDIS_DATA_DIR: Final = "/data"
+REDIS_AUTH_INCLUDE: Final = "/etc/redis/auth/auth.conf"
+REDIS_RENAMED_COMMANDS: Final = ("FLUSHALL", "FLUSHDB", "CONFIG", "DEBUG")
+REDIS_MAXMEMORY_POLICIES: Final = frozenset(
+    {
+        "noeviction",
+        "allkeys-lru",
+        "allkeys-lfu",
+        "allkeys-random",
+        "volatile-lru",
+        "volatile-lfu",
+        "volatile-random",
+        "volatile-ttl",
+    }
+)
+REDIS_APPENDFSYNC: Final = frozenset({"always", "everysec", "no"})
+
+_PG_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
+# What the Service, the probes, the mounts and the password policy rely on: not a tuning knob.
+_PG_FIXED: Final = frozenset(
+    {
+        "listen_addresses",
+        "port",
+        "unix_socket_directories",
+        "password_encryption",
+        "hba_file",
+        "ident_file",
+        "config_file",
+        "data_directory",
+        "logging_collector",
+        "log_destination",
+    }
+)
+_REDIS_COMMAND = re.compile(r"^[A-Z][A-Z0-9_-]*$")
+_PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
+# Kubernetes resource quantities without the milli suffix: memory in thousandths of a byte means nothing.
+_QUANTITY = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>[KMGTPE]i|[kMGTPE])?$")
+_QUANTITY_FACTORS: Final = {
+    None: 1,
+    "k": 1000,
+    "M": 1000**2,
+    "G": 1000**3,
+    "T": 1000**4,
+    "P": 1000**5,
+    "E": 1000**6,
+    "Ki": 1024,
+    "Mi": 1024**2,
+    "Gi": 1024**3,
+    "Ti": 1024**4,
+    "Pi": 1024**5,
+    "Ei": 1024**6,
+}
+
+
+def _pg_value(name: str, value: str | int | float) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise ValueError(f"postgresql.conf: {name} = {value!r} is not a finite number")
+        return repr(value)
+    if not isinstance(value, str):
+        raise ValueError(f"postgresql.conf: {name} has a {type(value).__name__}, expected str, int or float")
+    # The lexer of postgresql.conf ends a string at a newline and reads backslash escapes inside quotes.
+    if any(ord(ch) < 0x20 or ch == "\x7f" for ch in value):
+        raise ValueError(f"postgresql.conf: {name} = {value!r} contains a control character")
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def postgresql_conf(parameters: Mapping[str, str | int | float], *, hba_file: str = PG_HBA_PATH) -> str:
+    """The platform's fixed base, then `parameters` (tuning, or the overridable logging defaults).
+
+    No data_directory: PGDATA (the image's environment, pointing into the volume) decides."""
+    base: dict[str, str | int | float] = {
+        "listen_addresses": "*",
+        "port": POSTGRES_PORT,
+        "unix_socket_directories": PG_SOCKET_DIR,
+        "hba_file": hba_file,
+        "password_encryption": "scram-sha-256",
+        # Containers log to stderr; a collector would write files inside the volume nobody reads.
+        "logging_collector": False,
+        "log_destination": "stderr",
+    }
+    defaults: dict[str, str | int | float] = {
+        "log_line_prefix": "%m [%p] %q%u@%d ",
+        "log_min_duration_statement": 1000,
+        "log_connections": False,
+        "log_timezone": "UTC",
+    }
+    for name in parameters:
+        if not _PG_NAME.match(name):
+            raise ValueError(f"postgresql.conf: invalid parameter name {name!r} (expected {_PG_NAME.pattern})")
+        if name in _PG_FIXED:
+            raise ValueError(f"postgresql.conf: {name} is fixed by the platform, not a tuning parameter")
+    lines = ["# Rendered by components/data/conf.py. Platform base:"]
+    lines += [f"{name} = {_pg_value(name, value)}" for name, value in base.items()]
+    lines.append("# Logging defaults (overridable):")
+    lines += [f"{name} = {_pg_value(name, parameters.get(name, value))}" for name, value in defaults.items()]
+    tuning = {name: value for name, value in parameters.items() if name not in defaults}
+    if tuning:
+        lines.append("# Tuning:")
+        lines += [f"{name} = {_pg_value(name, value)}" for name, value in tuning.items()]
+    return "\n".join(lines) + "\n"
+
+
+def pg_hba_conf(client_cidrs: Sequence[str] = ("0.0.0.0/0", "::/0")) -> str:
+    """Password (SCRAM) authentication for every connection, the Unix socket included."""
+    if isinstance(client_cidrs, str):
+        raise ValueError("pg_hba.conf: client_cidrs is a sequence of CIDRs, not one string")
+    if not client_cidrs:
+        raise ValueError("pg_hba.conf: at least one client CIDR is needed")
+    networks: list[str] = []
+    for cidr in client_cidrs:
+        try:
+            network = str(ipaddress.ip_network(cidr, strict=True))
+        except ValueError as error:
+            raise ValueError(f"pg_hba.conf: {cidr!r} is not a network in CIDR form: {error}") from None
+        if network not in networks:
+            networks.append(network)
+    lines = [
+        "# Rendered by components/data/conf.py.",
+        "# The socket needs the password too: `peer` cannot map the pod's UID, which has no passwd entry,",
+        "# to a role, and `trust` would let anything in the pod skip the password. The image's entrypoint",
+        "# exports PGPASSWORD for its init scripts; probes use `pg_isready -U <user>`, which needs no login",
+        "# (-U because that UID has no passwd entry for libpq to take a default user name from).",
+        "# `host`, not `hostssl`: the server has no certificate; NetworkPolicy limits who reaches the port.",
+        "# No replication line: `all` does not match replication connections, so they are refused.",
+        "# TYPE  DATABASE  USER  ADDRESS  METHOD",
+        "local all all scram-sha-256",
+    ]
+    lines += [f"host all all {network} scram-sha-256" for network in networks]
+    return "\n".join(lines) + "\n"
+
+
+def quantity_bytes(quantity: str) -> int:
+    """Bytes of a Kubernetes memory quantity: "256Mi" -> 268435456, "1G" -> 1000000000, "1.5Gi" -> ...
+
+    Redis reads a plain number as bytes; its own suffixes differ from Kubernetes' ("m" is 10**6 in Redis,
+    10**-3 in Kubernetes), so the config carries bytes."""
+    match = _QUANTITY.match(quantity)
+    if not match:
+        raise ValueError(f"{quantity!r} is not a Kubernetes memory quantity such as 256Mi, 1Gi or 512M")
+    value = Decimal(match["number"]) * _QUANTITY_FACTORS[match["suffix"]]
+    if value != value.to_integral_value():
+        raise ValueError(f"{quantity!r} is not a whole number of bytes")
+    if value <= 0:
+        raise ValueError(f"{quantity!r}: the size must be positive (Redis reads maxmemory 0 as no limit)")
+    return int(value)
+
+
+def redis_conf(
+    maxmemory: str,
+    maxmemory_policy: str,
+    appendfsync: str = "everysec",
+    renamed_commands: Sequence[str] = REDIS_RENAMED_COMMANDS,
+    auth_include: str = REDIS_AUTH_INCLUDE,
+    *,
+    data_dir: str = REDIS_DATA_DIR,
+) -> str:
+    """redis.conf without the password: `requirepass` arrives through `include` of a file from a Secret."""
+    maxmemory_bytes = quantity_bytes(maxmemory)
+    if maxmemory_policy not in REDIS_MAXMEMORY_POLICIES:
+        raise ValueError(
+            f"redis.conf: maxmemory-policy {maxmemory_policy!r} is not one of {sorted(REDIS_MAXMEMORY_POLICIES)}"
+        )
+    if appendfsync not in REDIS_APPENDFSYNC:
+        raise ValueError(f"redis.conf: appendfsync {appendfsync!r} is not one of {sorted(REDIS_APPENDFSYNC)}")
+    if isinstance(renamed_commands, str):
+        raise ValueError("redis.conf: renamed_commands is a sequence of command names, not one string")
+    commands = [command.upper() for command in renamed_commands]
+    for command in commands:
+        if not _REDIS_COMMAND.match(command):
+            raise ValueError(f"redis.conf: {command!r} is not a command name")
+    for path in (auth_include, data_dir):
+        if not _PATH.match(path):
+            raise ValueError(f"redis.conf: path {path!r} must be absolute, without spaces or quotes")
+    lines = [
+        "# Rendered by components/data/conf.py.",
+        "bind 0.0.0.0",
+        # Only bites when no password is set: a missing auth include fails the start instead.
+        "protected-mode yes",
+        f"port {REDIS_PORT}",
+        "daemonize no",
+        'logfile ""',
+        f"dir {data_dir}",
+        "appendonly yes",
+        'appendfilename "appendonly.aof"',
+        f"appendfsync {appendfsync}",
+        "aof-use-rdb-preamble yes",
+        f"# maxmemory {maxmemory}",
+        f"maxmemory {maxmemory_bytes}",
+        f"maxmemory-policy {maxmemory_policy}",
+    ]
+    # Renamed to "": the commands disappear; a client that finds the password still cannot wipe or reconfigure.
+    lines += [f'rename-command {command} ""' for command in dict.fromkeys(commands)]
+    # Last, so that no directive above can override what the Secret sets.
+    lines.append(f"include {auth_include}")
+    return "\n".join(lines) + "\n"
+
+
+def redis_auth_conf(password: str) -> str:
+    """The auth include's content; the caller renders it inside a secret Output."""
+    if not password:
+        raise ValueError("redis auth: the password is empty")
+    # Redis splits config lines at whitespace and reads quotes as quoting: such a password would change meaning.
+    if any(ch.isspace() or ch in "\"'" or not ch.isprintable() for ch in password):
+        raise ValueError("redis auth: the password must not contain whitespace, quotes or control characters")
+    return f"requirepass {password}\n"
