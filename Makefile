@@ -34,7 +34,7 @@ lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), w
 	$(BIN)/mypy components policies scripts
 	"$$(scripts/go-tool.sh actionlint)" -no-color -oneline
 	scripts/system-deps.sh shellcheck=shellcheck
-	shellcheck scripts/*.sh scripts/*/*.sh .ci/run
+	shellcheck scripts/*.sh scripts/*/*.sh components/data/files/*.sh .ci/run
 
 unit: venv ## the pytest suite: mocks, settings, snapshots, policies (no cluster, no Pulumi CLI)
 	$(BIN)/python -m pytest -q -m "not engine"

@@ -110,6 +110,8 @@ class Redis(pulumi.ComponentResource):
                     EXPORTER_PORT,
                     [
                         {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
+                        # CONFIG is renamed away; "-" stops the exporter from calling it on every scrape.
+                        {"name": "REDIS_EXPORTER_CONFIG_COMMAND", "value": "-"},
                         store.secret_env("REDIS_PASSWORD", SECRET, PASSWORD_KEY),
                     ],
                     "/health",

@@ -221,6 +221,9 @@ def statefulset_spec(
     )
     pod = spec["template"]["spec"]
     pod["priority_class_name"] = ctx.priority_class
+    # Only chown a fresh volume: a recursive pass over a large one delays every restart (and would
+    # widen PGDATA's mode, which PostgreSQL refuses).
+    pod["security_context"]["fs_group_change_policy"] = "OnRootMismatch"
     # The store's own env comes from literal settings only; no ConfigMap is referenced.
     pod["containers"][0].pop("env_from", None)
     # Claims outlive the StatefulSet where data must never be lost by a delete or a scale-down.
