@@ -110,6 +110,10 @@ def _unwrap(value: Any, path: str, secret_paths: set[str]) -> Any:
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self, previous_outputs: Mapping[str, Any] | None = None) -> None:
+        # What the engine's readStackOutputs would return: the stack's last update's outputs.
+        self.previous_outputs = dict(previous_outputs or {})
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         state = copy.deepcopy(args.inputs)
         if args.typ == "random:index/randomPassword:RandomPassword":
@@ -119,8 +123,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             state["repoDigest"] = f"{str(args.inputs['imageName']).rsplit(':', 1)[0]}@sha256:{digest}"
         return f"{args.name}-id", state
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[Any]]:
+        if args.token == "pulumi:pulumi:readStackOutputs":
+            return {"name": args.args.get("name"), "outputs": self.previous_outputs, "secretOutputNames": []}, []
+        return {}, []
 
 
 class RecordingMonitor(pulumi_mocks.MockMonitor):
@@ -212,11 +218,12 @@ def run_program(
     config: dict[str, str] | None = None,
     secret_keys: list[str] | None = None,
     preview: bool = False,
+    previous_outputs: Mapping[str, Any] | None = None,
 ) -> ProgramRun:
     """Run __main__.py for `stack` under mocks; an error is returned, not raised, with what was registered."""
     if config is None:
         config, secret_keys = stack_config(stack)
-    mocks = RecordingMocks()
+    mocks = RecordingMocks(previous_outputs)
     monitor = RecordingMonitor(mocks)
     # A fresh root stack per run, or one run's exports would show up in the next.
     pulumi.runtime.settings.ROOT.set(None)
