@@ -43,7 +43,11 @@ class AppTier(pulumi.ComponentResource):
         services = args.settings.enabled_services()
         selectors = {svc_name: selector_labels(svc_name, args.instance) for svc_name in services}
         self.services = {}
-        for svc_name, svc in services.items():
+        for svc_name, declared in services.items():
+            # A credential with nothing behind it (in-cluster Chroma's token) leaves its variable out.
+            svc = declared.model_copy(
+                update={"secret_env": {e: c for e, c in declared.secret_env.items() if c in args.credentials}}
+            )
             policy = service_policy_spec(
                 svc_name,
                 selectors[svc_name],

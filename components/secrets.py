@@ -97,14 +97,18 @@ def redis_url(endpoint: DataEndpoint) -> pulumi.Output[str]:
 def credential_values(
     credentials: Credentials, endpoints: Mapping[str, DataEndpoint]
 ) -> Mapping[str, pulumi.Output[str] | None]:
-    """The values a service may reference under `secretEnv`, by credential name. A store that is
-    disabled gives None (settings refuse a service that references it); in-cluster Chroma has no
-    token to give."""
-    postgres, redis, chroma = (endpoints.get(n) for n in ("postgres", "redis", "chroma"))
-    return {
-        "databaseUrl": database_url(postgres) if postgres is not None else None,
-        "redisUrl": redis_url(redis) if redis is not None else None,
-        "chromaToken": chroma.credential if chroma is not None else None,
+    """The values a service may reference under `secretEnv`, by credential name. None: an optional
+    external secret left unset (dev), the variable is optional. Absent: nothing to give (in-cluster
+    Chroma has no auth, a disabled store nothing), the variable is left out."""
+    values: dict[str, pulumi.Output[str] | None] = {
         "secretKey": credentials.generated["secret-key"],
         "llmApiKey": credentials.llm_api_key,
     }
+    postgres, redis, chroma = (endpoints.get(n) for n in ("postgres", "redis", "chroma"))
+    if postgres is not None:
+        values["databaseUrl"] = database_url(postgres)
+    if redis is not None:
+        values["redisUrl"] = redis_url(redis)
+    if chroma is not None and chroma.credential is not None:
+        values["chromaToken"] = chroma.credential
+    return values

@@ -291,7 +291,8 @@ def test_api_environment_contract(run: ProgramRun) -> None:
     assert data["BACKEND_CORS_ORIGINS"].startswith('["http')
 
     refs = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in main["env"]}
-    assert set(refs) == {"DATABASE_URL", "REDIS_URL", "CHROMA_TOKEN", "SECRET_KEY", "LLM_API_KEY"}
+    # CHROMA_TOKEN only reaches the api for an external Chroma: the in-cluster one has no auth.
+    assert set(refs) == {"DATABASE_URL", "REDIS_URL", "SECRET_KEY", "LLM_API_KEY"}
     assert all("value" not in e for e in main["env"])
     secret = run.by_object_name("Secret", "api-secrets")
     for env_name, ref in refs.items():
@@ -318,7 +319,8 @@ def test_database_and_redis_urls_are_built_from_endpoints_and_generated_password
         f"postgresql://support:{postgres}@postgres.support-data.svc.cluster.local:5432/support"
     )
     assert data["REDIS_URL"] == f"redis://:{redis}@redis.support-data.svc.cluster.local:6379/0"
-    assert data["CHROMA_TOKEN"] == mock_password("credentials-chroma")
+    # In-cluster Chroma has no auth: no token is generated or handed out.
+    assert "CHROMA_TOKEN" not in data
     assert data["SECRET_KEY"] == mock_password("credentials-secret-key")
 
 
@@ -334,7 +336,6 @@ def test_no_secret_value_appears_outside_secret_marked_inputs_or_outputs(run: Pr
     assert {p.name for p in passwords} == {
         "credentials-postgres",
         "credentials-redis",
-        "credentials-chroma",
         "credentials-grafana-admin",
         "credentials-secret-key",
     }
@@ -443,11 +444,12 @@ def test_api_policy_allows_exactly_the_declared_connections(run: ProgramRun) -> 
         ("pod", "web", ["http"]),
         ("prometheus in namespace", "support-monitoring", ["http"]),
     ]
+    # Each store's own pods in the data namespace, on its port: not the whole namespace.
     assert peers(api["egress"], "to") == [
+        ("chroma in namespace", "support-data", ["8000"]),
         ("cidr", "0.0.0.0/0", ["443"]),
-        ("namespace", "support-data", ["5432"]),
-        ("namespace", "support-data", ["6379"]),
-        ("namespace", "support-data", ["8000"]),
+        ("postgres in namespace", "support-data", ["5432"]),
+        ("redis in namespace", "support-data", ["6379"]),
     ]
     llm = next(r for r in api["egress"] if "ipBlock" in r["to"][0])
     # The LLM egress reaches public addresses only, never the cluster's private ranges.
@@ -466,26 +468,40 @@ def test_enabling_a_worker_derives_its_connections() -> None:
     run = run_with("dev", {"services": {"agent": {"enabled": True, "image": "ghcr.io/support-platform/api:1.4.0"}}})
     agent = policy(run, "agent")
     assert peers(agent["egress"], "to") == [
+        ("chroma in namespace", "support-data", ["8000"]),
         ("cidr", "0.0.0.0/0", ["443"]),
-        ("namespace", "support-data", ["6379"]),
-        ("namespace", "support-data", ["8000"]),
+        ("redis in namespace", "support-data", ["6379"]),
     ]
     # Not exposed: only Prometheus may reach it.
     assert peers(agent["ingress"], "from") == [("prometheus in namespace", "support-monitoring", ["http"])]
     deployment = run.one("kubernetes:apps/v1:Deployment", "agent-deployment")
     assert container(deployment)["command"] == ["python", "-m", "app.worker"]
-    assert {e["name"] for e in container(deployment)["env"]} == {"REDIS_URL", "CHROMA_TOKEN", "LLM_API_KEY"}
+    assert {e["name"] for e in container(deployment)["env"]} == {"REDIS_URL", "LLM_API_KEY"}
 
 
 def test_external_data_service_is_reached_by_cidr() -> None:
-    run = run_with(
+    config, secret_keys = stack_config(
         "dev",
-        data={"postgres": {"host": "db.internal.example.com", "port": 5433, "namespace": None, "cidr": "10.20.0.0/16"}},
+        overrides={
+            "data": {
+                "postgres": {
+                    "mode": "external",
+                    "external": {"host": "db.internal.example.com", "port": 5433, "cidr": "10.20.0.0/16"},
+                }
+            }
+        },
+        secrets={"postgresPassword": "pg-managed-test-0f1e2d3c4b5a6978"},
     )
+    run = run_program("dev", config, secret_keys)
+    assert run.error is None, run.error
     api = policy(run, "api")
     assert ("cidr", "10.20.0.0/16", ["5433"]) in peers(api["egress"], "to")
     url = run.by_object_name("Secret", "api-secrets").inputs["stringData"]["DATABASE_URL"]
-    assert "@db.internal.example.com:5433/support" in url
+    assert url == "postgresql://support:pg-managed-test-0f1e2d3c4b5a6978@db.internal.example.com:5433/support" + (
+        "?sslmode=verify-full"
+    )
+    # Nothing in-cluster for a managed store.
+    assert not [r for r in run.k8s("StatefulSet") if r.get("metadata.name") == "postgres"]
 
 
 # --- images ------------------------------------------------------------------------------------

@@ -102,26 +102,28 @@ def test_external_secrets_are_optional_in_dev_and_required_elsewhere() -> None:
 
 
 def test_unknown_key_lists_the_keys_allowed_there() -> None:
-    (problem,) = problems(data={"postgres": {"host": "pg", "port": 5432, "namespace": "data", "pasword": "x"}})
+    (problem,) = problems(data={"postgres": {"pasword": "x"}})
     assert problem.path == "support-platform:data.postgres.pasword"
-    assert "allowed keys here: cidr, database, host, namespace, port, user" in problem.message
+    assert "allowed keys here: backup, database, exporter, external, image, migrations, mode," in problem.message
 
 
-def test_endpoint_is_in_cluster_or_external_never_both() -> None:
-    (problem,) = problems(data={"redis": {"host": "r", "port": 6379, "namespace": "d", "cidr": "10.0.0.0/8"}})
-    assert problem.path == "support-platform:data.redis.namespace"
-    assert "`namespace: null` drops the default" in problem.message
-    (problem,) = problems(data={"chroma": {"host": "c", "port": 8000, "namespace": None, "cidr": "not-a-cidr"}})
-    assert problem.path == "support-platform:data.chroma.cidr" and "not a CIDR block" in problem.message
+def test_external_store_needs_where_it_is() -> None:
+    (problem,) = problems(data={"redis": {"mode": "external"}}, external={"redisPassword": True})
+    assert problem.path == "support-platform:data.redis.external"
+    assert "external.host, external.port and external.cidr" in problem.message
+    (problem,) = problems(
+        data={"chroma": {"mode": "external", "external": {"host": "c.example.com", "port": 443, "cidr": "nope"}}},
+        external={"chromaToken": True},
+    )
+    assert problem.path == "support-platform:data.chroma.external.cidr" and "not a CIDR block" in problem.message
 
 
-def test_a_partial_endpoint_override_keeps_the_other_defaults() -> None:
-    data = load(
-        data={"postgres": {"port": 6432}, "redis": {"host": "db.example.com", "namespace": None, "cidr": "10.9.0.0/16"}}
-    ).data
-    assert (data.postgres.host, data.postgres.port) == ("postgres.support-data.svc.cluster.local", 6432)
-    assert (data.redis.host, data.redis.namespace, data.redis.cidr) == ("db.example.com", None, "10.9.0.0/16")
-    assert data.chroma.port == 8000
+def test_a_partial_store_override_keeps_the_other_defaults() -> None:
+    data = load(data={"postgres": {"storage": {"size": "50Gi"}, "parameters": {"max_connections": 300}}}).data
+    assert data.postgres.storage.size == "50Gi"
+    # Parameters merge over the defaults: one tuned value keeps the others.
+    assert data.postgres.parameters["max_connections"] == 300 and data.postgres.parameters["shared_buffers"] == "256MB"
+    assert data.postgres.backup.retention_days == 7 and data.redis.storage.size == "5Gi"
 
 
 def test_kubeconfig_takes_a_path_never_contents() -> None:
