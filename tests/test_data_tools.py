@@ -51,7 +51,6 @@ def test_postgresql_conf_has_the_platform_base_then_the_tuning() -> None:
     for line in (
         "listen_addresses = '*'",
         "port = 5432",
-        "password_encryption = 'scram-sha-256'",
         "logging_collector = off",
         "log_destination = 'stderr'",
         "unix_socket_directories = '/var/run/postgresql'",

@@ -22,6 +22,8 @@ PORT = 8000
 DATA_PATH = "/data"
 CONFIG_PATH = "/etc/chroma"
 HEARTBEAT = "/api/v2/heartbeat"
+# 503 while the server is unhealthy (e.g. its SQLite unavailable); heartbeat only says it answers.
+HEALTHCHECK = "/api/v2/healthcheck"
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,7 @@ class Chroma(pulumi.ComponentResource):
         main["args"] = ["run", f"{CONFIG_PATH}/config.yaml"]
         # Loading large indexes can take minutes: the startup probe allows settings' startupSeconds.
         main["startup_probe"] = store.http_probe(HEARTBEAT, "http", 10, max(3, s.startup_seconds // 10))
-        main["readiness_probe"] = store.http_probe(HEARTBEAT, "http", 10, 3)
+        main["readiness_probe"] = store.http_probe(HEALTHCHECK, "http", 10, 3)
         main["liveness_probe"] = store.http_probe(HEARTBEAT, "http", 20, 6, timeout=10)
         store.mount(pod, "data", DATA_PATH, None)
         store.mount(pod, "config", CONFIG_PATH, {"config_map": {"name": "chroma-config"}})

@@ -49,6 +49,16 @@ def is_ready_command(settings: PostgresSettings) -> list[str]:
     return ["pg_isready", "--host=127.0.0.1", f"--port={PORT}", f"--username={settings.user}", "--quiet"]
 
 
+def query_command(settings: PostgresSettings) -> list[str]:
+    return [
+        "/bin/sh",
+        "-c",
+        'PGPASSWORD="$POSTGRES_PASSWORD" psql --no-psqlrc --host=127.0.0.1 '
+        f"--port={PORT} --username={settings.user} --dbname={settings.database} --tuples-only "
+        "--command='SELECT 1' >/dev/null",
+    ]
+
+
 def backup_env(settings: PostgresSettings, host: str, retention_days: int) -> list[dict[str, Any]]:
     """What pg-backup.sh reads (see its header): where the server is and how long dumps are kept."""
     return [
@@ -187,11 +197,13 @@ class Postgres(pulumi.ComponentResource):
             {"name": "POSTGRES_INITDB_ARGS", "value": "--auth-host=scram-sha-256 --auth-local=scram-sha-256"},
             store.secret_env("POSTGRES_PASSWORD", SECRET, PASSWORD_KEY),
         ]
-        ready = is_ready_command(s)
+        alive = is_ready_command(s)
         # First start runs initdb and a crash recovery may replay WAL for a while: ten minutes.
-        main["startup_probe"] = store.exec_probe(ready, period=10, failures=60)
-        main["readiness_probe"] = store.exec_probe(ready, period=10, failures=3)
-        main["liveness_probe"] = store.exec_probe(ready, period=20, failures=6, timeout=10)
+        main["startup_probe"] = store.exec_probe(alive, period=10, failures=60)
+        # Ready: the app's user logs in to the app's database and runs a query, which is what the
+        # app needs. Alive: the server answers at all (a refused login must not restart it).
+        main["readiness_probe"] = store.exec_probe(query_command(s), period=10, failures=3)
+        main["liveness_probe"] = store.exec_probe(alive, period=20, failures=6, timeout=10)
         # SIGTERM is a "smart" shutdown that waits for every client to leave, which pooled
         # connections never do: stop fast (clean, no recovery on start) before the kubelet's signal.
         main["lifecycle"] = {
@@ -213,6 +225,7 @@ class Postgres(pulumi.ComponentResource):
                         {"name": "DATA_SOURCE_USER", "value": s.user},
                         store.secret_env("DATA_SOURCE_PASS", SECRET, PASSWORD_KEY),
                     ],
+                    "/metrics",
                     "/",
                 )
             )

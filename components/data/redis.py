@@ -35,8 +35,16 @@ class RedisArgs:
     password: pulumi.Output[str]
 
 
-# REDISCLI_AUTH keeps the password off the command line (and out of `ps`).
-PING = ["/bin/sh", "-c", 'test "$(redis-cli -h 127.0.0.1 -p 6379 ping)" = PONG']
+# REDISCLI_AUTH keeps the password off the command line (and out of `ps`). Ready: an authenticated
+# PONG and the dataset loaded. Alive: the server answers, loading or not (a restart mid-load would
+# only start the load again).
+READY = [
+    "/bin/sh",
+    "-c",
+    'test "$(redis-cli -h 127.0.0.1 -p 6379 ping)" = PONG && '
+    "redis-cli -h 127.0.0.1 -p 6379 info persistence | grep -q '^loading:0'",
+]
+ALIVE = ["/bin/sh", "-c", "redis-cli -h 127.0.0.1 -p 6379 ping | grep -qE '^(PONG|LOADING)'"]
 
 
 class Redis(pulumi.ComponentResource):
@@ -90,9 +98,9 @@ class Redis(pulumi.ComponentResource):
         main["args"] = ["redis-server", f"{CONFIG_PATH}/redis.conf"]
         main["env"] = [store.secret_env("REDISCLI_AUTH", SECRET, PASSWORD_KEY)]
         # Loading a large AOF takes a while after a restart: five minutes before liveness applies.
-        main["startup_probe"] = store.exec_probe(PING, period=5, failures=60)
-        main["readiness_probe"] = store.exec_probe(PING, period=10, failures=3)
-        main["liveness_probe"] = store.exec_probe(PING, period=20, failures=6, timeout=10)
+        main["startup_probe"] = store.exec_probe(READY, period=5, failures=60)
+        main["readiness_probe"] = store.exec_probe(READY, period=10, failures=3)
+        main["liveness_probe"] = store.exec_probe(ALIVE, period=20, failures=6, timeout=10)
         main.pop("lifecycle", None)
         store.mount(pod, "data", "/data", None)
         store.mount(pod, "config", f"{CONFIG_PATH}/redis.conf", {"config_map": {"name": "redis-config"}}, "redis.conf")
@@ -114,6 +122,7 @@ class Redis(pulumi.ComponentResource):
                         {"name": "REDIS_EXPORTER_CONFIG_COMMAND", "value": "-"},
                         store.secret_env("REDIS_PASSWORD", SECRET, PASSWORD_KEY),
                     ],
+                    "/metrics",
                     "/health",
                 )
             )

@@ -106,10 +106,12 @@ def sidecar(
     image: str,
     port: int,
     env: Sequence[Mapping[str, Any]],
-    probe_path: str,
+    ready_path: str,
+    alive_path: str,
     args: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """An exporter next to the store: same restrictions, small fixed resources, HTTP probes."""
+    """An exporter next to the store: same restrictions, small fixed resources, HTTP probes (ready:
+    it serves; alive: its own page, not the store's state, so a store outage restarts nothing)."""
     container: dict[str, Any] = {
         "name": name,
         "image": image,
@@ -117,9 +119,9 @@ def sidecar(
         "ports": [{"name": METRICS_PORT_NAME, "container_port": port, "protocol": "TCP"}],
         "env": [dict(e) for e in env],
         "resources": {"requests": {"cpu": "20m", "memory": "32Mi"}, "limits": {"cpu": "200m", "memory": "128Mi"}},
-        "startup_probe": http_probe(probe_path, METRICS_PORT_NAME, 5, 30),
-        "readiness_probe": http_probe(probe_path, METRICS_PORT_NAME, 10, 3),
-        "liveness_probe": http_probe(probe_path, METRICS_PORT_NAME, 20, 3),
+        "startup_probe": http_probe(alive_path, METRICS_PORT_NAME, 5, 30),
+        "readiness_probe": http_probe(ready_path, METRICS_PORT_NAME, 10, 3),
+        "liveness_probe": http_probe(alive_path, METRICS_PORT_NAME, 20, 3),
         "security_context": workload.container_security_context(RUN_AS_USER),
         "termination_message_policy": "FallbackToLogsOnError",
     }
