@@ -229,7 +229,8 @@ def derived_env(
                 f"http://{target}.{namespace}.svc.cluster.local:{services[target].http_port}"
             )
         elif target == "chroma" and target in endpoints:
-            env["CHROMA_URL"] = f"http://{endpoints[target].host}:{endpoints[target].port}"
+            scheme = "https" if endpoints[target].tls else "http"
+            env["CHROMA_URL"] = f"{scheme}://{endpoints[target].host}:{endpoints[target].port}"
     if cors_origins and svc.expose:
         env["BACKEND_CORS_ORIGINS"] = json.dumps(cors_origins)
     return {**env, **svc.env}

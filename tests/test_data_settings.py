@@ -200,8 +200,8 @@ BAD_DATA: list[tuple[str, str, dict[str, Any], dict[str, str], dict[str, str], s
         {},
         {},
         "app.services.api.connectsTo",
-        "'api' connects to redis, which data.redis.mode disables; remove redis from connectsTo (and the "
-        "secretEnv that uses it) or enable the store",
+        "'api' connects to redis, which data.redis.mode disables; remove redis from connectsTo and drop the "
+        "secretEnv that uses it (e.g. `REDIS_URL: null`), or enable the store",
     ),
     (
         "worker-connects-to-disabled-store",
@@ -448,12 +448,6 @@ def test_production_pins_only_the_images_it_deploys() -> None:
 # --- bugs: settings that pass validation but fail inside a component ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: settings reserve fewer postgresql.conf parameters than conf.postgresql_conf refuses "
-    "(password_encryption, ident_file, logging_collector, log_destination), so the program fails with a "
-    "ValueError after registering resources",
-)
 @pytest.mark.parametrize("parameter", ["password_encryption", "logging_collector", "log_destination", "ident_file"])
 def test_every_parameter_the_renderer_refuses_is_a_settings_error(parameter: str) -> None:
     config, secret_keys = stack_config("dev", overrides=data(postgres={"parameters": {parameter: "x"}}))
@@ -462,11 +456,6 @@ def test_every_parameter_the_renderer_refuses_is_a_settings_error(parameter: str
     assert run.resources == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: MemoryQuantity accepts 0 (and fractions of a byte) for redis.maxmemory, which "
-    "conf.redis_conf refuses with a ValueError after resources are registered",
-)
 @pytest.mark.parametrize("maxmemory", ["0", "0Mi"])
 def test_redis_maxmemory_must_be_positive(maxmemory: str) -> None:
     config, secret_keys = stack_config("dev", overrides=data(redis={"maxmemory": maxmemory}))

@@ -51,8 +51,7 @@ class DataMocks(harness.RecordingMocks):
     outputs of the stack's last update, with `previous` as its dataShape (no outputs before the first
     update); with `failure` the engine refuses the call instead. Every call is kept in `calls`.
 
-    The harness' own `call` answers `({}, None)`, which pulumi's MockMonitor cannot take (it iterates
-    the failures), so every program that invokes something needs these."""
+    Unlike the harness' own mocks, these can also refuse the call and record every call made."""
 
     def __init__(self, previous: Mapping[str, Any] | None = None, failure: str | None = None) -> None:
         super().__init__()
@@ -78,7 +77,7 @@ def run_data(
 ) -> tuple[ProgramRun, DataMocks]:
     """harness.run_program with DataMocks in place of the harness' mocks (it builds them by name)."""
     used = mocks if mocks is not None else DataMocks()
-    with mock.patch.object(harness, "RecordingMocks", lambda: used):
+    with mock.patch.object(harness, "RecordingMocks", lambda _previous=None: used):
         result = run_program(stack, config, secret_keys)
     return result, used
 
@@ -397,10 +396,14 @@ def probes(container: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def test_postgres_probes_ask_pg_isready_for_the_user(run: ProgramRun) -> None:
     main = containers(obj(run, "StatefulSet", "postgres"))["postgres"]
-    for probe in probes(main):
+    for probe in (main["startupProbe"], main["livenessProbe"]):
         command = probe["exec"]["command"]
         assert command[0] == "pg_isready" and "--username=support" in command, command
         assert "--port=5432" in command
+    # Ready: the app's user logs in to the app's database with the password from the Secret.
+    ready = " ".join(main["readinessProbe"]["exec"]["command"])
+    assert 'PGPASSWORD="$POSTGRES_PASSWORD" psql' in ready and "--username=support --dbname=support" in ready
+    assert env_of(main)["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "postgres-credentials"
     startup = main["startupProbe"]
     # initdb on first start, WAL replay after a crash: ten minutes before liveness applies.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
@@ -421,8 +424,10 @@ def test_redis_probes_ping_with_the_password_from_the_secret(run: ProgramRun) ->
 
 def test_chroma_probes_get_the_heartbeat(run: ProgramRun) -> None:
     main = containers(obj(run, "StatefulSet", "chroma"))["chroma"]
-    for probe in probes(main):
+    # Alive: the heartbeat answers; ready: the healthcheck (503 while the server is unhealthy).
+    for probe in (main["startupProbe"], main["livenessProbe"]):
         assert probe["httpGet"] == {"path": "/api/v2/heartbeat", "port": "http"}
+    assert main["readinessProbe"]["httpGet"] == {"path": "/api/v2/healthcheck", "port": "http"}
     startup = main["startupProbe"]
     assert startup["periodSeconds"] * startup["failureThreshold"] >= DEFAULTS.chroma.startup_seconds
     assert main["livenessProbe"] != main["readinessProbe"]
@@ -468,11 +473,6 @@ def test_without_exporters_no_metrics_port_is_open() -> None:
     assert not {"postgres-exporter", "redis-exporter"} & jobs
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the store container also declares the exporter's 'metrics' port (store_service puts every "
-    "port on the main container); a pod's port names must be unique",
-)
 @pytest.mark.parametrize("store", EXPORTERS)
 def test_only_the_exporter_declares_the_metrics_port(store: str) -> None:
     sts = obj(stack_run("dev"), "StatefulSet", store)
@@ -599,10 +599,10 @@ def test_api_gets_urls_built_from_the_endpoints_and_generated_passwords(run: Pro
     data = secret.inputs["stringData"]
     assert data["DATABASE_URL"] == f"postgresql://support:{PG_PASSWORD}@postgres.{DATA}.svc.cluster.local:5432/support"
     assert data["REDIS_URL"] == f"redis://:{REDIS_PASSWORD}@redis.{DATA}.svc.cluster.local:6379/0"
-    # In-cluster Chroma takes no token: the key is absent and the pod's reference is optional.
+    # In-cluster Chroma takes no token: neither the Secret nor the pod has one.
     assert "CHROMA_TOKEN" not in data
     main = containers(run.one("kubernetes:apps/v1:Deployment", "api-deployment"))["api"]
-    assert env_of(main)["CHROMA_TOKEN"]["valueFrom"]["secretKeyRef"]["optional"] is True
+    assert "CHROMA_TOKEN" not in env_of(main)
     config = run.by_object_name("ConfigMap", "api-env").inputs["data"]
     assert config["CHROMA_URL"] == f"http://chroma.{DATA}.svc.cluster.local:8000"
     assert run.outputs["dataEndpoints"] == {
@@ -750,10 +750,6 @@ def test_all_stores_external_means_no_data_namespace() -> None:
     assert not [p for p in peers(prometheus, "to") if p[0] == DATA]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: derived_env builds CHROMA_URL with http:// whatever external.tls says (tls defaults to true)",
-)
 def test_external_chroma_with_tls_is_reached_over_https() -> None:
     config = scenario("all-external").by_object_name("ConfigMap", "api-env").inputs["data"]
     assert config["CHROMA_URL"] == "https://vectors.internal.example.com:443"

@@ -22,6 +22,7 @@ from components.config.base import (
     _Strict,
     memory_bytes,
 )
+from components.data.conf import PG_FIXED, quantity_bytes
 
 StoreMode = Literal["in-cluster", "external", "disabled"]
 DATA_STORES = ("postgres", "redis", "chroma")
@@ -34,10 +35,6 @@ EXTERNAL_STORE_SECRETS: dict[str, str] = {
 
 _PG_PARAMETER = re.compile(r"^[a-z_][a-z0-9_.]*$")
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")
-# Parameters the platform sets itself (listen address, port, socket, files, auth): not tunable.
-_PG_RESERVED = frozenset(
-    {"listen_addresses", "port", "unix_socket_directories", "hba_file", "data_directory", "config_file"}
-)
 
 
 def _data_image(value: str) -> str:
@@ -84,16 +81,20 @@ class ExternalSettings(_Strict):
 
 
 def _tunable(parameters: dict[str, str | int]) -> dict[str, str | int]:
-    for name in parameters:
+    for name, value in parameters.items():
         if not _PG_PARAMETER.match(name):
             raise PydanticCustomError(
                 "format", "'{name}' is not a PostgreSQL parameter name; example: max_connections", {"name": name}
             )
-        if name in _PG_RESERVED:
+        if name in PG_FIXED:
             raise PydanticCustomError(
                 "reserved",
                 "'{name}' is set by the platform (listening, sockets, files and authentication); remove it",
                 {"name": name},
+            )
+        if isinstance(value, str) and any(ord(c) < 32 for c in value):
+            raise PydanticCustomError(
+                "format", "the value of '{name}' contains a line break or control character", {"name": name}
             )
     return parameters
 
@@ -152,7 +153,8 @@ class PostgresSettings(_Strict):
         "maintenance_work_mem": "64MB",
         "log_min_duration_statement": 1000,
     }
-    """postgresql.conf tuning (max_connections, shared_buffers, ...); replaces the defaults as a whole."""
+    """postgresql.conf tuning (max_connections, shared_buffers, ...), merged over these defaults; `name: null`
+    drops one."""
     exporter: ExporterSettings = ExporterSettings(
         image="quay.io/prometheuscommunity/postgres-exporter:v0.17.1"
         "@sha256:38606faa38c54787525fb0ff2fd6b41b4cfb75d455c1df294927c5f611699b17"
@@ -167,6 +169,12 @@ class PostgresSettings(_Strict):
         if self.mode == "external" and self.external is None:
             raise _cross_field(
                 "external", "mode 'external' needs external.host, external.port and external.cidr of the service"
+            )
+        if self.migrations.backup_first and not self.backup.enabled:
+            raise _cross_field(
+                "migrations.backupFirst",
+                "a backup before each migration needs the backup volume: set backup.enabled: true, or "
+                "backupFirst: false to migrate without one",
             )
         return self
 
@@ -208,6 +216,10 @@ class RedisSettings(_Strict):
 
     @model_validator(mode="after")
     def _memory(self) -> RedisSettings:
+        try:
+            quantity_bytes(self.maxmemory)
+        except ValueError as error:
+            raise _cross_field("maxmemory", "{problem}", problem=str(error)) from None
         if self.mode == "external" and self.external is None:
             raise _cross_field(
                 "external", "mode 'external' needs external.host, external.port and external.cidr of the service"

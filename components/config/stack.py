@@ -13,7 +13,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from components.config.app import AppSettings, BuildSettings
-from components.config.base import _DIGEST, CREDENTIAL_CONNECTION, DnsLabel, Environment, _cross_field, _Strict
+from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
 from components.config.data import DataSettings
 from components.config.edge import EdgeSettings
 from components.config.monitoring import MonitoringSettings
@@ -165,20 +165,10 @@ class Settings(_Strict):
                     raise _cross_field(
                         f"app.services.{name}.connectsTo",
                         "'{name}' connects to {target}, which data.{target}.mode disables; remove {target} "
-                        "from connectsTo (and the secretEnv that uses it) or enable the store",
+                        "from connectsTo and drop the secretEnv that uses it (e.g. `REDIS_URL: null`), or "
+                        "enable the store",
                         name=name,
                         target=target,
-                    )
-            for env, credential in svc.secret_env.items():
-                store = CREDENTIAL_CONNECTION.get(credential)
-                if store in stores and stores[store].mode == "disabled":
-                    raise _cross_field(
-                        f"app.services.{name}.secretEnv.{env}",
-                        "{credential} comes from {store}, which data.{store}.mode disables; drop it with "
-                        "`{env}: null` or enable the store",
-                        credential=credential,
-                        store=store,
-                        env=env,
                     )
         pg = self.data.postgres
         if pg.mode != "disabled" and pg.migrations.enabled:

@@ -34,7 +34,7 @@ REDIS_APPENDFSYNC: Final = frozenset({"always", "everysec", "no"})
 
 _PG_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
 # What the Service, the probes, the mounts and the password policy rely on: not a tuning knob.
-_PG_FIXED: Final = frozenset(
+PG_FIXED: Final = frozenset(
     {
         "listen_addresses",
         "port",
@@ -110,7 +110,7 @@ def postgresql_conf(parameters: Mapping[str, str | int | float], *, hba_file: st
     for name in parameters:
         if not _PG_NAME.match(name):
             raise ValueError(f"postgresql.conf: invalid parameter name {name!r} (expected {_PG_NAME.pattern})")
-        if name in _PG_FIXED:
+        if name in PG_FIXED:
             raise ValueError(f"postgresql.conf: {name} is fixed by the platform, not a tuning parameter")
     lines = ["# Rendered by components/data/conf.py. Platform base:"]
     lines += [f"{name} = {_pg_value(name, value)}" for name, value in base.items()]

@@ -222,6 +222,9 @@ def statefulset_spec(
         ident, svc, svc.image, checksum, svc.termination_grace_period_seconds, f"{ident.name}-headless", claims
     )
     pod = spec["template"]["spec"]
+    main = pod["containers"][0]
+    # The Service carries the exporter's port; in the pod only the exporter declares it.
+    main["ports"] = [p for p in main["ports"] if p["name"] != METRICS_PORT_NAME]
     pod["priority_class_name"] = ctx.priority_class
     # Only chown a fresh volume: a recursive pass over a large one delays every restart (and would
     # widen PGDATA's mode, which PostgreSQL refuses).
