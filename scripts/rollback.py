@@ -218,8 +218,8 @@ def file_backend_snapshots(backend_url: str, stack: str) -> list[Path]:
     return []
 
 
-def deployed_images(stack: str, version: int, updates: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The images update `version` deployed: service -> repository@sha256:digest."""
+def deployment_at(stack: str, version: int, updates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The state snapshot update `version` left behind."""
     backend_url = str(json.loads(pulumi(stack, "whoami", "--json")).get("url") or "")
     if backend_url.startswith("file://"):
         snapshots = file_backend_snapshots(backend_url, stack)
@@ -236,7 +236,42 @@ def deployed_images(stack: str, version: int, updates: Sequence[Mapping[str, Any
             json.loads(pulumi(stack, "stack", "export", "--version", str(version), "--stack", stack)).get("deployment")
             or {}
         )
-    return images_in(deployment.get("resources") or [])
+    return dict(deployment)
+
+
+def deployed_images(stack: str, version: int, updates: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """The images update `version` deployed: service -> repository@sha256:digest."""
+    return images_in(deployment_at(stack, version, updates).get("resources") or [])
+
+
+BACKUP_LABEL_ANNOTATION = "support-platform.io/backup-label"
+BACKUP_CLAIM_ANNOTATION = "support-platform.io/backup-claim"
+
+
+def pre_migration_backups(resources: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(label, namespace/claim) of each backup Job that ran before a migration, from a snapshot."""
+    found = []
+    for resource in resources:
+        annotations = ((resource.get("outputs") or {}).get("metadata") or {}).get("annotations") or {}
+        if resource.get("type") == "kubernetes:batch/v1:Job" and BACKUP_LABEL_ANNOTATION in annotations:
+            found.append((str(annotations[BACKUP_LABEL_ANNOTATION]), str(annotations.get(BACKUP_CLAIM_ANNOTATION, ""))))
+    return sorted(found)
+
+
+def schema_note(current: int, target: int, backups: Sequence[tuple[str, str]]) -> str:
+    """What a rollback leaves alone: the schema the current release migrated to."""
+    lines = [
+        f"note: this restores version {target}'s configuration; it does not roll back the database schema "
+        f"that version {current}'s migration left."
+    ]
+    if not backups:
+        lines.append("  no pre-migration backup is recorded in the current state (backupFirst off, or no migration).")
+    for label, claim in backups:
+        lines.append(
+            f"  backup taken before version {current}'s migration: label {label}, on claim {claim} "
+            f"(files *-{label}.dump and .sha256; check one with `pg-backup.sh verify FILE`, restore with pg_restore)"
+        )
+    return "\n".join(lines)
 
 
 def pinned_builds(config: dict[str, Any], images: Mapping[str, str]) -> list[str]:
@@ -296,6 +331,12 @@ def main(argv: list[str] | None = None) -> int:
         plain = next(u for u in history(args.stack, show_secrets=True) if int(u["version"]) == args.to)
         builds = built_services(config_value((target.get("config") or {}).get(f"{PROJECT}:app") or {}))
         images = deployed_images(args.stack, args.to, updates) if builds else {}
+        # Read before the rollback adds a snapshot of its own.
+        backups = (
+            pre_migration_backups(deployment_at(args.stack, current_version, updates).get("resources") or [])
+            if current_version
+            else []
+        )
         path = restore(args.stack, target, plain, images)
         print(f"\nrestored the configuration of version {args.to} into {path.name}; previewing:\n", flush=True)
         subprocess.run([str(STACK_SH), "preview", args.stack], check=True)  # noqa: S603
@@ -307,6 +348,8 @@ def main(argv: list[str] | None = None) -> int:
         message = f"rollback to version {args.to} (from version {current_version})"
         subprocess.run([str(STACK_SH), "up", args.stack, "--message", message], check=True)  # noqa: S603
         print(f"\n{message}: done")
+        if current_version:
+            print(schema_note(current_version, args.to, backups))
         return 0
     except RollbackError as error:
         print(f"rollback: {error}", file=sys.stderr)

@@ -97,7 +97,7 @@ def test_prometheus_may_only_read_pods_services_and_endpointslices_in_the_platfo
     program: ProgramRun,
 ) -> None:
     roles = program.k8s("Role")
-    assert {r.inputs["metadata"]["namespace"] for r in roles} == {"support-app", MONITORING}
+    assert {r.inputs["metadata"]["namespace"] for r in roles} == {"support-app", "support-data", MONITORING}
     for role in roles:
         assert role.inputs["rules"] == [
             {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]},
@@ -115,8 +115,12 @@ def prometheus_yaml(run_: ProgramRun) -> dict[str, Any]:
 
 def test_scrape_jobs_come_from_declared_metrics_endpoints(program: ProgramRun) -> None:
     jobs = {j["job_name"]: j for j in prometheus_yaml(program)["scrape_configs"]}
-    # api declares metricsPath; web does not; the monitoring servers declare their own.
-    assert set(jobs) == {"api", "prometheus", "alertmanager", "grafana"}
+    # api declares metricsPath; web does not; the data tier's exporters and the monitoring servers
+    # declare their own.
+    assert set(jobs) == {"api", "postgres-exporter", "redis-exporter", "prometheus", "alertmanager", "grafana"}
+    exporter = jobs["postgres-exporter"]
+    assert exporter["kubernetes_sd_configs"] == [{"role": "endpointslice", "namespaces": {"names": ["support-data"]}}]
+    assert exporter["relabel_configs"][0]["regex"] == "postgres;metrics"
     api = jobs["api"]
     assert api["kubernetes_sd_configs"] == [{"role": "endpointslice", "namespaces": {"names": ["support-app"]}}]
     assert api["relabel_configs"][0]["regex"] == "api;http" and api["metrics_path"] == "/metrics"
@@ -236,7 +240,8 @@ def test_mode_none_deploys_no_monitoring() -> None:
     result = run_program("staging", config, secret_keys)
     assert result.error is None, result.error
     assert not [r for r in result.resources if r.type.startswith("kubernetes:") and "monitoring" in r.urn]
-    assert not result.k8s("StatefulSet") and not result.k8s("Role")
+    assert not [s for s in result.k8s("StatefulSet") if s.get("metadata.namespace") == MONITORING]
+    assert not result.k8s("Role")
 
 
 def test_production_refuses_monitoring_images_without_digest() -> None:

@@ -40,13 +40,15 @@ def custom(program: ProgramRun, kind: str) -> list[RecordedResource]:
 
 
 def test_no_bundled_servers_and_no_monitoring_namespace(program: ProgramRun) -> None:
-    assert not program.k8s("StatefulSet") and not program.k8s("Role")
+    assert {s.inputs["metadata"]["namespace"] for s in program.k8s("StatefulSet")} == {"support-data"}
+    assert not program.k8s("Role")
     assert [r for r in program.k8s("Namespace") if r.inputs["metadata"]["name"] == "support-monitoring"] == []
     assert {r.inputs["metadata"]["name"] for r in program.k8s("Deployment")} == {"api", "web"}
 
 
 def test_custom_resources_carry_the_selector_labels_and_match_the_published_crds(program: ProgramRun) -> None:
-    kinds = {"ServiceMonitor": 1, "PrometheusRule": 1, "AlertmanagerConfig": 1}
+    # ServiceMonitors: the api's and the data tier's two exporters.
+    kinds = {"ServiceMonitor": 3, "PrometheusRule": 1, "AlertmanagerConfig": 1}
     for kind, count in kinds.items():
         found = custom(program, kind)
         assert len(found) == count, kind
@@ -57,12 +59,21 @@ def test_custom_resources_carry_the_selector_labels_and_match_the_published_crds
 
 
 def test_service_monitor_selects_the_declared_metrics_endpoint(program: ProgramRun) -> None:
-    (monitor,) = custom(program, "ServiceMonitor")
-    spec = monitor.inputs["spec"]
+    monitors = {
+        m.inputs["spec"]["namespaceSelector"]["matchNames"][0] + "/" + m.name: m
+        for m in custom(program, "ServiceMonitor")
+    }
+    (api,) = [m for key, m in monitors.items() if key.startswith("support-app/")]
+    spec = api.inputs["spec"]
     api_service = program.by_object_name("Service", "api").inputs
     assert api_service["metadata"]["labels"].items() >= spec["selector"]["matchLabels"].items()
     assert spec["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s", "scheme": "http"}]
-    assert spec["namespaceSelector"] == {"matchNames": ["support-app"]}
+    exporters = [m.inputs["spec"] for key, m in monitors.items() if key.startswith("support-data/")]
+    assert len(exporters) == 2
+    for exporter in exporters:
+        assert exporter["endpoints"][0]["port"] == "metrics"
+        service = program.by_object_name("Service", exporter["selector"]["matchLabels"]["app.kubernetes.io/name"])
+        assert service.inputs["metadata"]["labels"].items() >= exporter["selector"]["matchLabels"].items()
 
 
 def test_prometheus_rule_holds_the_generated_rules_and_promtool_accepts_them(
@@ -121,7 +132,7 @@ def test_policy_pack_accepts_operator_mode(program: ProgramRun) -> None:
 
 
 def test_operator_mode_crd_check_catches_a_bad_field(program: ProgramRun) -> None:
-    (monitor,) = custom(program, "ServiceMonitor")
+    monitor = custom(program, "ServiceMonitor")[0]
     broken = json.loads(json.dumps(monitor.inputs))
     broken["spec"]["endpoints"][0]["intervall"] = "30s"
     assert validation_errors(broken) != []

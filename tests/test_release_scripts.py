@@ -276,3 +276,25 @@ def test_pending_operations_name_the_recovery_command_of_the_cli() -> None:
     assert "`pulumi cancel --stack staging --yes`" in creating
     updating = rollback.pending_message("staging", [{"type": "updating", "resource": {"urn": urn}}])
     assert "`pulumi refresh --stack staging`" in updating and "clear-pending-creates" not in updating
+
+
+def test_rollback_names_the_backup_taken_before_the_migration_it_leaves_in_place() -> None:
+    job = {
+        "type": "kubernetes:batch/v1:Job",
+        "outputs": {
+            "metadata": {
+                "name": "postgres-backup-pre-migration-0123456789ab",
+                "annotations": {
+                    "support-platform.io/backup-label": "pre-migration-0123456789ab",
+                    "support-platform.io/backup-claim": "support-data/postgres-backups",
+                },
+            }
+        },
+    }
+    migration = {"type": "kubernetes:batch/v1:Job", "outputs": {"metadata": {"name": "api-migrations-1"}}}
+    backups = rollback.pre_migration_backups([migration, job, {"type": "kubernetes:core/v1:Secret"}])
+    assert backups == [("pre-migration-0123456789ab", "support-data/postgres-backups")]
+    note = rollback.schema_note(5, 3, backups)
+    assert "does not roll back the database schema that version 5's migration left" in note
+    assert "label pre-migration-0123456789ab, on claim support-data/postgres-backups" in note
+    assert "no pre-migration backup is recorded" in rollback.schema_note(5, 3, [])

@@ -33,6 +33,7 @@ pytestmark = [pytest.mark.engine, pytest.mark.cluster]
 CLUSTER_SH = ROOT / "scripts" / "cluster.sh"
 CLUSTER_NAME = "support-platform-e2e"
 NAMESPACE = "support-app"
+DATA_NAMESPACE = "support-data"
 SERVICES = ("api", "web")
 IMAGE_A = "ghcr.io/support-platform/api:1.4.0"  # what Pulumi.staging.yaml deploys
 IMAGE_B = "ghcr.io/support-platform/api:1.5.0"
@@ -167,9 +168,14 @@ def live_objects(project: Project) -> list[tuple[str, str, list[str]]]:
 
 
 def uids(cluster: Cluster) -> dict[str, str]:
-    """uid of every object that holds data: Secrets, StatefulSets, PersistentVolumeClaims."""
-    listing = cluster.get("secrets,statefulsets,persistentvolumeclaims", "-n", NAMESPACE)
-    return {f"{item['kind']}/{item['metadata']['name']}": item["metadata"]["uid"] for item in listing["items"]}
+    """uid of every object that holds data: Secrets, StatefulSets, PersistentVolumeClaims, in the app's
+    and the data tier's namespaces."""
+    found = {}
+    for namespace in (NAMESPACE, DATA_NAMESPACE):
+        listing = cluster.get("secrets,statefulsets,persistentvolumeclaims", "-n", namespace)
+        for item in listing["items"]:
+            found[f"{namespace}/{item['kind']}/{item['metadata']['name']}"] = item["metadata"]["uid"]
+    return found
 
 
 def wait_available(cluster: Cluster, *deployments: str) -> None:
@@ -285,6 +291,35 @@ def test_the_monitoring_workloads_become_ready_with_bound_volumes(cluster: Clust
     assert set(owners.values()) == {"Bound"}, owners
     labels = cluster.get("namespace", namespace)["metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_stores_become_ready_with_bound_volumes_and_migrations_run_before_the_api(
+    cluster: Cluster, staging: Project
+) -> None:
+    # `up` waited for them already (the provider awaits StatefulSets and Jobs); this is the cluster's word.
+    cluster.kubectl(
+        "wait", "-n", DATA_NAMESPACE, "--for=jsonpath={.status.readyReplicas}=1", "--timeout=120s",
+        "statefulset/postgres", "statefulset/redis", "statefulset/chroma",
+    )  # fmt: skip
+    claims = {
+        c["metadata"]["name"]: c["status"].get("phase") for c in cluster.get("pvc", "-n", DATA_NAMESPACE)["items"]
+    }
+    assert {"data-postgres-0", "data-redis-0", "data-chroma-0", "postgres-backups"} <= set(claims), claims
+    assert set(claims.values()) == {"Bound"}, claims
+    pods = cluster.get("pods", "-n", DATA_NAMESPACE, "-l", "app.kubernetes.io/name=postgres")["items"]
+    assert pods and pods[0]["spec"]["priorityClassName"] == "support-data-stores"
+    assert cluster.get("priorityclass", "support-data-stores")["value"] > 0
+    assert cluster.get("cronjob", "postgres-backup", "-n", DATA_NAMESPACE)["spec"]["concurrencyPolicy"] == "Forbid"
+
+    jobs = cluster.get("jobs", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=api-migrations")["items"]
+    assert len(jobs) == 1, [j["metadata"]["name"] for j in jobs]
+    job = jobs[0]
+    assert job["status"].get("succeeded") == 1, job["status"]
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["alembic", "upgrade", "head"]
+    # The api's pods were created only after the migration finished (the Deployment depends on the Job).
+    replica_sets = cluster.get("replicasets", "-n", NAMESPACE, "-l", "app.kubernetes.io/name=api")["items"]
+    first_rollout = min(rs["metadata"]["creationTimestamp"] for rs in replica_sets)
+    assert job["status"]["completionTime"] <= first_rollout, (job["status"], first_rollout)
 
 
 def test_a_live_pod_runs_hardened(cluster: Cluster, staging: Project) -> None:
@@ -560,9 +595,11 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
     # Beside the staging stack's namespaces (a namespace belongs to one stack's field manager).
     set_config("namespaces.app", "support-prod")
     set_config("network.monitoringNamespace", "support-prod-monitoring")
-    # Production protects the monitoring StatefulSets, which a test cannot then destroy; the gate
-    # needs only the app tier.
+    set_config("data.namespace", "support-prod-data")
+    # Production protects the monitoring and data StatefulSets, which a test cannot then destroy; the
+    # gate needs only the app tier (tests/e2e/test_data_engine.py proves production's protection).
     set_config("monitoring.mode", "none")
+    set_config("data.protect", "false")
     try:
         deployed = production.run("up", "production")
         assert "support-platform-guardrails" in deployed.stdout
@@ -580,7 +617,7 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
     finally:
         set_config("namespaces.app", "support-prod")
         production.run("destroy", "production", check=False)
-    for namespace in ("support-prod", "support-prod-monitoring"):
+    for namespace in ("support-prod", "support-prod-monitoring", "support-prod-data"):
         assert cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0
 
 

@@ -1,0 +1,114 @@
+"""The data tier on the real engine (file backend, dev renders): what the engine itself decides.
+
+The guard against changes a StatefulSet cannot take reads the last update's outputs through the
+engine; renames keep resources through aliases; production's pack refuses unprotected stores.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.e2e.conftest import Project
+
+pytestmark = pytest.mark.engine
+
+
+def data_patch(update: dict[str, Any]):  # type: ignore[no-untyped-def]
+    def apply(current: dict[str, Any] | None) -> dict[str, Any]:
+        merged = dict(current or {})
+        for store, values in update.items():
+            merged[store] = {**(merged.get(store) or {}), **values}
+        return merged
+
+    return apply
+
+
+def preview_steps(project: Project, stack: str = "dev") -> list[dict[str, Any]]:
+    result = project.run("preview", stack, "--json")
+    plan: dict[str, Any] = json.loads(result.stdout)
+    steps: list[dict[str, Any]] = plan.get("steps") or []
+    return steps
+
+
+def test_dev_renders_the_data_tier(project: Project) -> None:
+    project.run("up", "dev")
+    manifests = [yaml.safe_load(content) for content in project.rendered().values()]
+    by_kind: dict[str, set[str]] = {}
+    for manifest in manifests:
+        by_kind.setdefault(manifest["kind"], set()).add(manifest["metadata"]["name"])
+    assert {"postgres", "redis", "chroma"} <= by_kind["StatefulSet"]
+    assert "postgres-backup" in by_kind["CronJob"]
+    assert "postgres-backups" in by_kind["PersistentVolumeClaim"]
+    assert "support-data-stores" in by_kind["PriorityClass"]
+    assert any(name.startswith("api-migrations-") for name in by_kind["Job"])
+
+
+def test_a_storage_change_a_statefulset_cannot_take_stops_before_anything_changes(project: Project) -> None:
+    project.run("up", "dev")
+    before = project.rendered()
+    project.edit_stack("dev", "data", data_patch({"postgres": {"storage": {"size": "40Gi"}}}))
+    result = project.run("preview", "dev", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    # Read from the last update's dataShape output by the engine, before any resource is registered.
+    assert "support-platform:data.postgres.storage.size" in output
+    assert "resize the claim instead: kubectl --namespace support-data patch pvc data-postgres-0" in output
+    up = project.run("up", "dev", check=False)
+    assert up.returncode != 0
+    assert project.rendered() == before
+    assert len(project.history("dev")) == 2 and project.history("dev")[-1]["result"] == "failed"
+
+
+def rename_postgres(project: Project, keep_alias: bool) -> None:
+    path = project.root / "components" / "data" / "data_tier.py"
+    source = path.read_text()
+    source = source.replace('"postgres": "postgres", "redis"', '"postgres": "postgresql", "redis"')
+    if keep_alias:
+        source = source.replace('{"postgres": (), "redis"', '{"postgres": ("postgres",), "redis"')
+    path.write_text(source)
+
+
+@pytest.mark.parametrize("keep_alias", [True, False], ids=["with-alias", "without-alias"])
+def test_renaming_a_store_component_moves_it_with_an_alias(project: Project, keep_alias: bool) -> None:
+    project.run("up", "dev")
+    rename_postgres(project, keep_alias)
+    steps = preview_steps(project)
+    statefulset = [
+        s for s in steps if s.get("urn", "").endswith("kubernetes:apps/v1:StatefulSet::postgresql-statefulset")
+    ]
+    assert len(statefulset) == 1, [s.get("urn") for s in steps]
+    if keep_alias:
+        # The engine follows the alias: the same object, nothing created, replaced or deleted.
+        assert statefulset[0]["op"] == "same", statefulset[0]
+        assert not [s for s in steps if s["op"] in ("create", "delete", "replace", "create-replacement")], [
+            (s["op"], s["urn"]) for s in steps if s["op"] != "same"
+        ]
+    else:
+        # Without it the StatefulSet is a new resource and the old one is deleted: the data would go.
+        assert statefulset[0]["op"] == "create"
+        assert any(s["op"] == "delete" and s["urn"].endswith("::postgres-statefulset") for s in steps)
+
+
+def test_production_refuses_unprotected_stores(project: Project) -> None:
+    project.set_secrets("production")
+    project.edit_stack("production", "data", lambda current: {**(current or {}), "protect": False})
+    result = project.run("preview", "production", check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "protect-stateful-resources" in output
+    for name in ("postgres-statefulset", "redis-statefulset", "chroma-statefulset", "postgres-backups"):
+        assert name in output, name
+    assert "data-namespace" in output
+
+
+def test_rendered_postgres_configuration_is_what_the_settings_say(project: Project, tmp_path: Path) -> None:
+    project.edit_stack("dev", "data", data_patch({"postgres": {"parameters": {"max_connections": 321}}}))
+    project.run("up", "dev")
+    config_maps = [yaml.safe_load(c) for n, c in project.rendered().items() if "postgres-config" in n]
+    assert len(config_maps) == 1
+    assert "max_connections = 321" in config_maps[0]["data"]["postgresql.conf"]
