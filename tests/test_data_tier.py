@@ -16,6 +16,7 @@ import yaml
 
 from components.config import DataSettings, data_shape
 from components.data.migration import backup_label, release_hash
+from components.data.postgres import PASSWORD_SYNC
 from components.labels import CHECKSUM_ANNOTATION, DATA_NAMESPACE_LABEL
 from components.stack_config import READ_STACK_OUTPUTS
 from tests import harness
@@ -929,3 +930,10 @@ def test_the_last_updates_outputs_are_read_once_for_this_stack() -> None:
     reads = [args for token, args in mocks.calls if token == READ_STACK_OUTPUTS]
     assert len(reads) == 1
     assert reads[0]["name"].endswith("/support-platform/staging")
+
+
+def test_postgres_sets_a_rotated_password_again_on_every_start(run: ProgramRun) -> None:
+    main = containers(obj(run, "StatefulSet", "postgres"))["postgres"]
+    assert main["lifecycle"]["postStart"]["exec"]["command"] == ["/bin/sh", "-c", PASSWORD_SYNC]
+    # The hook reads the password from the Secret-backed env, never from an argument.
+    assert "POSTGRES_PASSWORD" in PASSWORD_SYNC and env_of(main)["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]

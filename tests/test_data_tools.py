@@ -31,6 +31,7 @@ from components.data.conf import (
     redis_auth_conf,
     redis_conf,
 )
+from components.data.postgres import PASSWORD_SYNC
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKUP_SCRIPT = ROOT / "components" / "data" / "files" / "pg-backup.sh"
@@ -101,10 +102,10 @@ def test_postgresql_conf_rejects_values_the_file_cannot_hold(value: str | float)
         postgresql_conf({"cluster_name": value})
 
 
-def test_pg_hba_conf_asks_for_scram_everywhere() -> None:
+def test_pg_hba_conf_asks_for_scram_over_tcp_and_trusts_the_pod_private_socket() -> None:
     rules = [line.split() for line in pg_hba_conf().splitlines() if line and not line.startswith("#")]
     assert rules == [
-        ["local", "all", "all", "scram-sha-256"],
+        ["local", "all", "all", "trust"],
         ["host", "all", "all", "0.0.0.0/0", "scram-sha-256"],
         ["host", "all", "all", "::/0", "scram-sha-256"],
     ]
@@ -461,16 +462,46 @@ def test_password_login_is_scram_and_a_wrong_password_is_refused(postgres: Postg
     assert 'password authentication failed for user "postgres"' in refused.stderr
 
 
-def test_the_socket_asks_for_a_password_but_the_pg_isready_probe_needs_none(postgres: Postgres) -> None:
-    """Both as the pod's UID, as kubectl exec and an exec probe run them (without the entrypoint's nss_wrapper)."""
+def test_the_socket_trusts_the_pods_own_processes_and_tcp_needs_the_password(postgres: Postgres) -> None:
+    """As the pod's UID, as the postStart hook and an exec probe run them (without the entrypoint's nss_wrapper)."""
     env = postgres.env(PGHOST=str(postgres.socket_dir))
     del env["PGPASSWORD"]
     login = run(as_service([postgres.bindir / "psql", "-X", "-w", "-c", "SELECT 1"]), env=env)
-    assert login.returncode != 0 and "no password supplied" in login.stderr
+    assert login.returncode == 0, login.stderr
+    tcp = {**env, "PGHOST": "127.0.0.1"}
+    refused = run(as_service([postgres.bindir / "psql", "-X", "-w", "-c", "SELECT 1"]), env=tcp)
+    assert refused.returncode != 0 and "no password supplied" in refused.stderr
     probe = run(
         as_service([postgres.bindir / "pg_isready", "-h", postgres.socket_dir, "-p", str(postgres.port)]), env=env
     )
     assert probe.returncode == 0, probe.stdout + probe.stderr
+
+
+def test_the_poststart_hook_sets_a_rotated_password_again(postgres: Postgres) -> None:
+    """The image applies POSTGRES_PASSWORD at initdb only; after a rotation the hook makes the role match."""
+    rotated = secrets.token_urlsafe(18)
+
+    def sync(password: str) -> subprocess.CompletedProcess[str]:
+        env = {
+            "PATH": f"{postgres.bindir}:{os.environ['PATH']}",
+            "HOME": str(postgres.base),
+            "PGHOST": str(postgres.socket_dir),
+            "PGPORT": str(postgres.port),
+            "POSTGRES_USER": "postgres",
+            "POSTGRES_PASSWORD": password,
+        }
+        return run(as_service(["/bin/sh", "-c", PASSWORD_SYNC]), env=env)
+
+    try:
+        done = sync(rotated)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert postgres.psql("SELECT 1", PGPASSWORD=rotated).returncode == 0
+        old = postgres.psql("SELECT 1")
+        assert old.returncode != 0 and "password authentication failed" in old.stderr
+    finally:
+        restored = sync(postgres.password)
+        assert restored.returncode == 0, restored.stderr
+    assert postgres.value("SELECT 1") == "1"
 
 
 def test_pg_isready_as_a_uid_without_passwd_entry_needs_a_user_name(postgres: Postgres) -> None:

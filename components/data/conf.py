@@ -124,7 +124,7 @@ def postgresql_conf(parameters: Mapping[str, str | int | float], *, hba_file: st
 
 
 def pg_hba_conf(client_cidrs: Sequence[str] = ("0.0.0.0/0", "::/0")) -> str:
-    """Password (SCRAM) authentication for every connection, the Unix socket included."""
+    """Password (SCRAM) authentication for every TCP connection; the pod-private socket trusts."""
     if isinstance(client_cidrs, str):
         raise ValueError("pg_hba.conf: client_cidrs is a sequence of CIDRs, not one string")
     if not client_cidrs:
@@ -139,14 +139,14 @@ def pg_hba_conf(client_cidrs: Sequence[str] = ("0.0.0.0/0", "::/0")) -> str:
             networks.append(network)
     lines = [
         "# Rendered by components/data/conf.py.",
-        "# The socket needs the password too: `peer` cannot map the pod's UID, which has no passwd entry,",
-        "# to a role, and `trust` would let anything in the pod skip the password. The image's entrypoint",
-        "# exports PGPASSWORD for its init scripts; probes use `pg_isready -U <user>`, which needs no login",
-        "# (-U because that UID has no passwd entry for libpq to take a default user name from).",
+        "# The socket trusts: only the postgres container mounts its directory (an emptyDir), and a process",
+        "# there runs as the UID that owns the data files anyway. It is how the password is set again after a",
+        "# rotation (the postStart hook) without knowing the old one.",
+        "# Everything over TCP needs the password (SCRAM): the app, the exporter, backups, the readiness probe.",
         "# `host`, not `hostssl`: the server has no certificate; NetworkPolicy limits who reaches the port.",
         "# No replication line: `all` does not match replication connections, so they are refused.",
         "# TYPE  DATABASE  USER  ADDRESS  METHOD",
-        "local all all scram-sha-256",
+        "local all all trust",
     ]
     lines += [f"host all all {network} scram-sha-256" for network in networks]
     return "\n".join(lines) + "\n"

@@ -44,6 +44,22 @@ class PostgresArgs:
     password: pulumi.Output[str]
 
 
+# postStart: the image sets POSTGRES_PASSWORD only at initdb. After a rotation the Secret (and
+# DATABASE_URL) carry the new password while the role keeps the old one, so every start sets it again
+# over the pod-private socket. \getenv keeps the password out of the process arguments.
+PASSWORD_SYNC = r"""
+i=0
+until pg_isready --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_USER" --quiet; do
+  i=$((i + 1))
+  if [ "$i" -ge 300 ]; then echo "postgres did not accept connections within 300s" >&2; exit 1; fi
+  sleep 1
+done
+printf '%s\n' '\getenv pw POSTGRES_PASSWORD' 'ALTER ROLE :"user" PASSWORD :'"'"'pw'"'"';' |
+  psql --no-psqlrc --quiet --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_USER" \
+    --dbname=postgres --set=ON_ERROR_STOP=1 --set=user="$POSTGRES_USER" >/dev/null
+"""
+
+
 def is_ready_command(settings: PostgresSettings) -> list[str]:
     # pg_isready asks the server whether it accepts connections; it needs no password.
     return ["pg_isready", "--host=127.0.0.1", f"--port={PORT}", f"--username={settings.user}", "--quiet"]
@@ -207,7 +223,8 @@ class Postgres(pulumi.ComponentResource):
         # SIGTERM is a "smart" shutdown that waits for every client to leave, which pooled
         # connections never do: stop fast (clean, no recovery on start) before the kubelet's signal.
         main["lifecycle"] = {
-            "pre_stop": {"exec_": {"command": ["/bin/sh", "-c", 'pg_ctl --pgdata="$PGDATA" --mode=fast --wait stop']}}
+            "post_start": {"exec_": {"command": ["/bin/sh", "-c", PASSWORD_SYNC]}},
+            "pre_stop": {"exec_": {"command": ["/bin/sh", "-c", 'pg_ctl --pgdata="$PGDATA" --mode=fast --wait stop']}},
         }
         store.mount(pod, "data", DATA_PATH, None)
         store.mount(pod, "config", CONFIG_PATH, {"config_map": {"name": "postgres-config"}})
