@@ -16,7 +16,7 @@ import yaml
 
 from components.config import DataSettings, data_shape
 from components.data.migration import backup_label, release_hash
-from components.data.postgres import PASSWORD_SYNC
+from components.data.postgres import ROLE_SYNC_HOOK
 from components.labels import CHECKSUM_ANNOTATION, DATA_NAMESPACE_LABEL
 from components.stack_config import READ_STACK_OUTPUTS
 from tests import harness
@@ -934,6 +934,6 @@ def test_the_last_updates_outputs_are_read_once_for_this_stack() -> None:
 
 def test_postgres_sets_a_rotated_password_again_on_every_start(run: ProgramRun) -> None:
     main = containers(obj(run, "StatefulSet", "postgres"))["postgres"]
-    assert main["lifecycle"]["postStart"]["exec"]["command"] == ["/bin/sh", "-c", PASSWORD_SYNC]
+    assert main["lifecycle"]["postStart"]["exec"]["command"] == ["/bin/sh", "-c", ROLE_SYNC_HOOK]
     # The hook reads the password from the Secret-backed env, never from an argument.
-    assert "POSTGRES_PASSWORD" in PASSWORD_SYNC and env_of(main)["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert "POSTGRES_PASSWORD" in ROLE_SYNC_HOOK and env_of(main)["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]

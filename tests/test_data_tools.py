@@ -31,7 +31,7 @@ from components.data.conf import (
     redis_auth_conf,
     redis_conf,
 )
-from components.data.postgres import PASSWORD_SYNC
+from components.data.postgres import ROLE_SYNC_HOOK
 
 ROOT = Path(__file__).resolve().parents[1]
 BACKUP_SCRIPT = ROOT / "components" / "data" / "files" / "pg-backup.sh"
@@ -490,7 +490,7 @@ def test_the_poststart_hook_sets_a_rotated_password_again(postgres: Postgres) ->
             "POSTGRES_USER": "postgres",
             "POSTGRES_PASSWORD": password,
         }
-        return run(as_service(["/bin/sh", "-c", PASSWORD_SYNC]), env=env)
+        return run(as_service(["/bin/sh", "-c", ROLE_SYNC_HOOK]), env=env)
 
     try:
         done = sync(rotated)

@@ -186,12 +186,21 @@ class Migration(pulumi.ComponentResource):
                     ),
                 )
             )
+        job_object_name = pulumi.Output.from_input(args.image).apply(
+            lambda image: f"{job_name}-{release_hash(image, args.command)}"
+        )
+        if not pulumi.runtime.is_dry_run():
+            # Said before the engine waits on the Job, so a failure reads next to how to look into it.
+            job_object_name.apply(
+                lambda object_name: pulumi.log.info(
+                    f"migration Job {object_name} runs `{' '.join(args.command)}` before {args.service} rolls; "
+                    f"if it fails the update stops there: kubectl logs --namespace {args.namespace} job/{object_name}"
+                )
+            )
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
             metadata={
-                "name": pulumi.Output.from_input(args.image).apply(
-                    lambda image: f"{job_name}-{release_hash(image, args.command)}"
-                ),
+                "name": job_object_name,
                 "namespace": args.namespace,
                 "labels": labels,
                 "annotations": {

@@ -47,7 +47,7 @@ class PostgresArgs:
 # postStart: the image sets POSTGRES_PASSWORD only at initdb. After a rotation the Secret (and
 # DATABASE_URL) carry the new password while the role keeps the old one, so every start sets it again
 # over the pod-private socket. \getenv keeps the password out of the process arguments.
-PASSWORD_SYNC = r"""
+ROLE_SYNC_HOOK = r"""
 i=0
 until pg_isready --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_USER" --quiet; do
   i=$((i + 1))
@@ -223,7 +223,7 @@ class Postgres(pulumi.ComponentResource):
         # SIGTERM is a "smart" shutdown that waits for every client to leave, which pooled
         # connections never do: stop fast (clean, no recovery on start) before the kubelet's signal.
         main["lifecycle"] = {
-            "post_start": {"exec_": {"command": ["/bin/sh", "-c", PASSWORD_SYNC]}},
+            "post_start": {"exec_": {"command": ["/bin/sh", "-c", ROLE_SYNC_HOOK]}},
             "pre_stop": {"exec_": {"command": ["/bin/sh", "-c", 'pg_ctl --pgdata="$PGDATA" --mode=fast --wait stop']}},
         }
         store.mount(pod, "data", DATA_PATH, None)
