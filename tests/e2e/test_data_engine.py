@@ -35,7 +35,12 @@ def preview_plan(project: Project, stack: str = "dev") -> dict[str, Any]:
 
 
 def test_dev_renders_the_data_tier(project: Project) -> None:
-    project.run("up", "dev")
+    result = project.run("up", "dev")
+    # Said before the engine waits on the Job: where its log is if the migration fails.
+    assert (
+        "before api rolls; if it fails the update stops there: kubectl logs --namespace support-app job/api-migrations-"
+        in (result.stdout)
+    )
     manifests = [yaml.safe_load(content) for content in project.rendered().values()]
     by_kind: dict[str, set[str]] = {}
     for manifest in manifests:
