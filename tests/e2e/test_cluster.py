@@ -595,11 +595,18 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
     # Beside the staging stack's namespaces (a namespace belongs to one stack's field manager).
     set_config("namespaces.app", "support-prod")
     set_config("network.monitoringNamespace", "support-prod-monitoring")
-    set_config("data.namespace", "support-prod-data")
-    # Production protects the monitoring and data StatefulSets, which a test cannot then destroy; the
-    # gate needs only the app tier (tests/e2e/test_data_engine.py proves production's protection).
+    # Production protects the monitoring and data StatefulSets (its pack refuses them otherwise), which
+    # a test cannot then destroy; the gate needs only the app tier, so the stores are managed services
+    # here (tests/e2e/test_data_engine.py proves production's protection).
     set_config("monitoring.mode", "none")
-    set_config("data.protect", "false")
+    for store, port, key in (("postgres", "5432", "postgresPassword"), ("redis", "6379", "redisPassword"),
+                             ("chroma", "443", "chromaToken")):  # fmt: skip
+        set_config(f"data.{store}.mode", "external")
+        set_config(f"data.{store}.external.host", f"{store}.managed.example.com")
+        set_config(f"data.{store}.external.port", port)
+        set_config(f"data.{store}.external.cidr", "10.20.0.0/16")
+        production.run("run", "production", "config", "set", "--secret", key, "--stack", "production",
+                       stdin=f"test-{store}-0f1e2d3c4b5a6978")  # fmt: skip
     try:
         deployed = production.run("up", "production")
         assert "support-platform-guardrails" in deployed.stdout
@@ -617,7 +624,7 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
     finally:
         set_config("namespaces.app", "support-prod")
         production.run("destroy", "production", check=False)
-    for namespace in ("support-prod", "support-prod-monitoring", "support-prod-data"):
+    for namespace in ("support-prod", "support-prod-monitoring"):
         assert cluster.kubectl("get", "namespace", namespace, check=False).returncode != 0
 
 
