@@ -3,11 +3,19 @@
 # Tools come from the Go module proxy like the engine does; nothing is committed or downloaded else.
 set -euo pipefail
 name=${1:?usage: scripts/go-tool.sh TOOL}
+replaces=()
 case "$name" in
   actionlint) package=github.com/rhysd/actionlint/cmd/actionlint version=v1.7.12 ;;
-  # Prometheus tags its Go module v0.X.Y (for Prometheus 3.X.Y): v0.316.0 is Prometheus 3.16.0.
-  promtool) package=github.com/prometheus/prometheus/cmd/promtool version=v0.316.0 ;;
-  amtool) package=github.com/prometheus/alertmanager/cmd/amtool version=v0.35.0 ;;
+  # Prometheus tags its Go module v0.X.Y (for Prometheus 3.X.Y): v0.305.0 is Prometheus 3.5.0, the
+  # version of the bundled server (monitoring.images.prometheus).
+  promtool)
+    package=github.com/prometheus/prometheus/cmd/promtool version=v0.305.0
+    # The module's own go.mod pins fsnotify this way; `go install pkg@version` refuses a module
+    # with replace directives, so it is built in a throwaway main module that repeats them.
+    replaces=(github.com/fsnotify/fsnotify@v1.8.0=github.com/fsnotify/fsnotify@v1.7.0)
+    ;;
+  # The version of the bundled Alertmanager (monitoring.images.alertmanager).
+  amtool) package=github.com/prometheus/alertmanager/cmd/amtool version=v0.28.1 ;;
   *) echo "error: unknown tool '$name'" >&2; exit 2 ;;
 esac
 cache="${SUPPORT_PLATFORM_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/support-platform/tools}/$name-$version"
@@ -15,6 +23,20 @@ if [ ! -x "$cache/$name" ]; then
   command -v go >/dev/null || { echo "error: $name needs Go to build (https://go.dev/dl)" >&2; exit 1; }
   echo "building $name $version from Go modules..." >&2
   mkdir -p "$cache"
-  GOBIN="$cache" CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-modcacherw go install "$package@$version" >&2
+  export CGO_ENABLED=0 GOTOOLCHAIN=local GOFLAGS=-modcacherw
+  if [ ${#replaces[@]} -eq 0 ]; then
+    GOBIN="$cache" go install "$package@$version" >&2
+  else
+    work=$(mktemp -d)
+    trap 'rm -rf "$work"' EXIT
+    (
+      cd "$work"
+      go mod init support-platform/go-tool >&2
+      for replace in "${replaces[@]}"; do go mod edit -replace "$replace"; done
+      go get "$package@$version" >&2
+      go build -trimpath -o "$cache/$name.tmp" "$package" >&2
+    )
+    mv "$cache/$name.tmp" "$cache/$name"
+  fi
 fi
 echo "$cache/$name"

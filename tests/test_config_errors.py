@@ -414,6 +414,48 @@ BAD_CONFIGS += [
         "support-platform:monitoring.retention.time",
         "not a valid Prometheus duration",
     ),
+    (
+        "monitoring-malformed-kube-state-metrics-image",
+        "staging",
+        # A truncated digest: neither a tag nor a digest the registry could resolve.
+        {
+            "monitoring": {
+                "images": {"kubeStateMetrics": "registry.k8s.io/kube-state-metrics/kube-state-metrics@sha256:42cfe"}
+            }
+        },
+        (),
+        {},
+        "support-platform:monitoring.images.kubeStateMetrics",
+        "is not a pinned image reference",
+    ),
+    (
+        "monitoring-kube-state-metrics-tag-in-production",
+        "production",
+        {
+            "monitoring": {
+                "images": {"kubeStateMetrics": "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"}
+            }
+        },
+        (),
+        {},
+        "support-platform:monitoring.images.kubeStateMetrics",
+        "production requires an image pinned by digest",
+    ),
+    (
+        "monitoring-kubelet-volume-stats-in-operator-mode",
+        "staging",
+        {
+            "monitoring": {
+                "mode": "operator",
+                "operator": {"selectorLabels": {"release": "kps"}},
+                "kubeletVolumeStats": True,
+            }
+        },
+        (),
+        {},
+        "support-platform:monitoring.kubeletVolumeStats",
+        "only bundled mode scrapes kubelets",
+    ),
 ]
 
 

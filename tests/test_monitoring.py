@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +14,28 @@ import pytest
 import yaml
 
 from components.config import MonitoringSettings
-from components.monitoring.rules import rule_files
-from tests.harness import STACKS, TEST_SECRETS, ProgramRun, RecordedResource, run_program, stack_config
+from components.monitoring.metrics import OPTIONAL_SOURCES, sources_of
+from components.monitoring.rules import platform_alerts, rule_files
+from tests.harness import (
+    ROOT,
+    STACKS,
+    TEST_SECRETS,
+    ProgramRun,
+    RecordedResource,
+    raw_stack_value,
+    run_program,
+    stack_config,
+)
 from tests.policy.runner import mandatory, run_pack
+from tests.promql_names import metric_names
 from tests.test_monitoring_rules import run, tool
 
 MONITORING = "support-monitoring"
 SERVERS = ("prometheus", "alertmanager", "grafana")
+KSM = "kube-state-metrics"
+PLATFORM_NAMESPACES = {"support-app", "support-data", MONITORING}
+KSM_RESOURCES = "cronjobs,deployments,jobs,persistentvolumeclaims,pods,statefulsets"
+API_ANNOTATION = "support-platform.io/needs-kubernetes-api"
 
 
 @functools.cache
@@ -27,6 +43,18 @@ def stack_run(stack: str) -> ProgramRun:
     result = run_program(stack)
     assert result.error is None, result.error
     return result
+
+
+def run_with(stack: str, monitoring: dict[str, Any]) -> ProgramRun:
+    config, secret_keys = stack_config(stack, overrides={"monitoring": monitoring})
+    result = run_program(stack, config, secret_keys)
+    assert result.error is None, result.error
+    return result
+
+
+@functools.cache
+def kubelet_run(stack: str) -> ProgramRun:
+    return run_with(stack, {"kubeletVolumeStats": True})
 
 
 @pytest.fixture(params=STACKS)
@@ -78,11 +106,19 @@ def test_retention_and_storage_come_from_settings() -> None:
     assert sts["volumeClaimTemplates"][0]["spec"]["resources"]["requests"]["storage"] == "50Gi"
 
 
-def test_every_server_is_hardened_and_only_prometheus_gets_an_api_token(program: ProgramRun) -> None:
-    for kind, name in (("StatefulSet", "prometheus"), ("StatefulSet", "alertmanager"), ("Deployment", "grafana")):
+def test_every_server_is_hardened_and_only_the_api_readers_get_a_token(program: ProgramRun) -> None:
+    for kind, name in (
+        ("StatefulSet", "prometheus"),
+        ("StatefulSet", "alertmanager"),
+        ("Deployment", "grafana"),
+        ("Deployment", KSM),
+    ):
         spec = pod(program, kind, name)
         assert spec["serviceAccountName"] == name
-        assert spec["automountServiceAccountToken"] is (name == "prometheus"), name
+        reads_api = name in ("prometheus", KSM)
+        assert spec["automountServiceAccountToken"] is reads_api, name
+        # The pack allows a token only where the workload says why (no-service-account-token-automount).
+        assert bool(obj(program, kind, name).inputs["metadata"].get("annotations", {}).get(API_ANNOTATION)) is reads_api
         (container,) = spec["containers"]
         ctx = container["securityContext"]
         assert ctx["runAsNonRoot"] and ctx["runAsUser"] >= 10000 and not ctx["allowPrivilegeEscalation"]
@@ -93,19 +129,60 @@ def test_every_server_is_hardened_and_only_prometheus_gets_an_api_token(program:
         assert sa["automountServiceAccountToken"] is False
 
 
+def _named(resources: list[RecordedResource], name: str) -> list[RecordedResource]:
+    return [r for r in resources if r.inputs["metadata"]["name"] == name]
+
+
 def test_prometheus_may_only_read_pods_services_and_endpointslices_in_the_platform_namespaces(
     program: ProgramRun,
 ) -> None:
-    roles = program.k8s("Role")
-    assert {r.inputs["metadata"]["namespace"] for r in roles} == {"support-app", "support-data", MONITORING}
+    roles = _named(program.k8s("Role"), "prometheus-discovery")
+    assert {r.inputs["metadata"]["namespace"] for r in roles} == PLATFORM_NAMESPACES
     for role in roles:
         assert role.inputs["rules"] == [
             {"apiGroups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]},
             {"apiGroups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
         ]
+    assert {r.inputs["metadata"]["name"] for r in program.k8s("Role")} == {"prometheus-discovery", KSM}
     assert not program.k8s("ClusterRole") and not program.k8s("ClusterRoleBinding")
-    for binding in program.k8s("RoleBinding"):
+    for binding in _named(program.k8s("RoleBinding"), "prometheus-discovery"):
         assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": MONITORING}]
+
+
+def test_kube_state_metrics_lists_and_watches_only_its_resources_in_the_platform_namespaces(
+    program: ProgramRun,
+) -> None:
+    (container,) = pod(program, "Deployment", KSM)["containers"]
+    assert container["image"].startswith("registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.")
+    assert container["args"] == [
+        "--port=8080",
+        "--telemetry-port=8081",
+        f"--namespaces={','.join(sorted(PLATFORM_NAMESPACES))}",
+        f"--resources={KSM_RESOURCES}",
+    ]
+    roles = _named(program.k8s("Role"), KSM)
+    assert {r.inputs["metadata"]["namespace"] for r in roles} == PLATFORM_NAMESPACES
+    granted = set()
+    for role in roles:
+        for rule in role.inputs["rules"]:
+            assert rule["verbs"] == ["list", "watch"], rule
+            granted |= {(rule["apiGroups"][0], r) for r in rule["resources"]}
+    assert {r for _, r in granted} == set(KSM_RESOURCES.split(","))
+    assert granted == {
+        ("", "pods"),
+        ("", "persistentvolumeclaims"),
+        ("apps", "deployments"),
+        ("apps", "statefulsets"),
+        ("batch", "cronjobs"),
+        ("batch", "jobs"),
+    }
+    bindings = _named(program.k8s("RoleBinding"), KSM)
+    assert {b.inputs["metadata"]["namespace"] for b in bindings} == PLATFORM_NAMESPACES
+    for binding in bindings:
+        assert binding.inputs["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": KSM}
+        assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": KSM, "namespace": MONITORING}]
+    service = obj(program, "Service", KSM).inputs["spec"]
+    assert [(p["name"], p["port"]) for p in service["ports"]] == [("http", 8080), ("telemetry", 8081)]
 
 
 def prometheus_yaml(run_: ProgramRun) -> dict[str, Any]:
@@ -117,7 +194,20 @@ def test_scrape_jobs_come_from_declared_metrics_endpoints(program: ProgramRun) -
     jobs = {j["job_name"]: j for j in prometheus_yaml(program)["scrape_configs"]}
     # api declares metricsPath; web does not; the data tier's exporters and the monitoring servers
     # declare their own.
-    assert set(jobs) == {"api", "postgres-exporter", "redis-exporter", "prometheus", "alertmanager", "grafana"}
+    assert set(jobs) == {
+        "api",
+        "postgres-exporter",
+        "redis-exporter",
+        "prometheus",
+        "alertmanager",
+        "grafana",
+        KSM,
+    }
+    # kube-state-metrics reports other pods' namespace and pod: its labels win over its own target's.
+    ksm = jobs[KSM]
+    assert ksm["honor_labels"] is True and ksm["relabel_configs"][0]["regex"] == "kube-state-metrics;http"
+    assert ksm["kubernetes_sd_configs"] == [{"role": "endpointslice", "namespaces": {"names": [MONITORING]}}]
+    assert not any(j.get("honor_labels") for name, j in jobs.items() if name != KSM)
     exporter = jobs["postgres-exporter"]
     assert exporter["kubernetes_sd_configs"] == [{"role": "endpointslice", "namespaces": {"names": ["support-data"]}}]
     assert exporter["relabel_configs"][0]["regex"] == "postgres;metrics"
@@ -209,13 +299,21 @@ def test_network_policies_allow_exactly_the_declared_paths(program: ProgramRun) 
     assert prom_in == [(["pod:prometheus", "pod:grafana"], [9090])]
     prom_out = {tuple(peers(r, "to")): sorted(p["port"] for p in r["ports"]) for r in policies["prometheus"]["egress"]}
     assert prom_out[("namespace:support-app",)] == [8000]
-    assert prom_out[("namespace:support-monitoring",)] == [3000, 9090, 9093]
+    assert prom_out[("namespace:support-monitoring",)] == [3000, 8080, 9090, 9093]
     assert prom_out[("cidr:0.0.0.0/0",)] == [443, 6443]
     am_out = policies["alertmanager"]["egress"]
     assert [peers(r, "to") for r in am_out] == [["cidr:0.0.0.0/0"]] and am_out[0]["ports"] == [
         {"protocol": "TCP", "port": 443}
     ]
     assert am_out[0]["to"][0]["ipBlock"]["except"]  # private ranges excluded
+    ksm = obj(program, "NetworkPolicy", KSM).inputs["spec"]
+    assert ksm["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == KSM
+    assert [(peers(r, "from"), [p["port"] for p in r["ports"]]) for r in ksm["ingress"]] == [
+        (["pod:prometheus"], [8080])
+    ]
+    assert [(peers(r, "to"), [p["port"] for p in r["ports"]]) for r in ksm["egress"]] == [
+        (["cidr:0.0.0.0/0"], [443, 6443])
+    ]
 
 
 def test_declared_users_reach_grafana() -> None:
@@ -244,13 +342,48 @@ def test_mode_none_deploys_no_monitoring() -> None:
     assert not result.k8s("Role")
 
 
-def test_production_refuses_monitoring_images_without_digest() -> None:
-    config, secret_keys = stack_config(
-        "production", overrides={"monitoring": {"images": {"prometheus": "quay.io/prometheus/prometheus:v3.16.0"}}}
-    )
+@pytest.mark.parametrize(
+    ("key", "image"),
+    [
+        ("prometheus", "docker.io/prom/prometheus:v3.5.0"),
+        ("kubeStateMetrics", "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"),
+    ],
+)
+def test_production_refuses_monitoring_images_without_digest(key: str, image: str) -> None:
+    config, secret_keys = stack_config("production", overrides={"monitoring": {"images": {key: image}}})
     result = run_program("production", config, secret_keys)
-    assert result.error is not None and "monitoring.images.prometheus" in str(result.error)
+    assert result.error is not None and f"monitoring.images.{key}" in str(result.error)
     assert result.resources == []
+
+
+def test_a_disabled_kube_state_metrics_needs_no_digest_in_production() -> None:
+    tag_only = "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
+    result = run_with("production", {"kubeStateMetrics": {"enabled": False}, "images": {"kubeStateMetrics": tag_only}})
+    assert tag_only not in json.dumps([r.inputs for r in result.resources])
+
+
+_DIGEST_PINNED = r"^[a-z0-9.-]+(/[a-z0-9._-]+)+:[A-Za-z0-9_.-]+@sha256:[0-9a-f]{64}$"
+
+
+def test_monitoring_images_are_pinned_by_digest_in_every_stack(program: ProgramRun) -> None:
+    for kind, name in (
+        ("StatefulSet", "prometheus"),
+        ("StatefulSet", "alertmanager"),
+        ("Deployment", "grafana"),
+        ("Deployment", KSM),
+    ):
+        (container,) = pod(program, kind, name)["containers"]
+        assert re.match(_DIGEST_PINNED, container["image"]), (name, container["image"])
+    defaults = MonitoringSettings().images
+    for image in (defaults.prometheus, defaults.alertmanager, defaults.grafana, defaults.kube_state_metrics):
+        assert re.match(_DIGEST_PINNED, image) and "0" * 32 not in image, image
+
+
+def test_production_stack_file_carries_no_placeholder_digests() -> None:
+    text = (ROOT / "Pulumi.production.yaml").read_text()
+    assert not re.search(r"sha256:0{32}", text) and "PLACEHOLDER" not in text.upper()
+    # The digests come from the settings' defaults, reviewed in one place.
+    assert raw_stack_value("production", "monitoring") is None
 
 
 def test_only_prometheus_reaches_the_apps_metrics_port(program: ProgramRun) -> None:
@@ -320,7 +453,12 @@ def _prometheus_no_limits(records: list[RecordedResource]) -> None:
 
 
 def _grafana_tag_only(records: list[RecordedResource]) -> None:
-    _monitoring_pod(records, "grafana")["containers"][0]["image"] = "docker.io/grafana/grafana:11.6.0"
+    _monitoring_pod(records, "grafana")["containers"][0]["image"] = "docker.io/grafana/grafana:12.1.1"
+
+
+def _kube_state_metrics_token_without_reason(records: list[RecordedResource]) -> None:
+    resource = next(r for r in records if r.name == "monitoring-kube-state-metrics" and r.kind == "Deployment")
+    del resource.inputs["metadata"]["annotations"]
 
 
 @pytest.mark.parametrize(
@@ -331,6 +469,7 @@ def _grafana_tag_only(records: list[RecordedResource]) -> None:
         (_alertmanager_writable_root, "read-only-root-filesystem"),
         (_prometheus_no_limits, "container-resources"),
         (_grafana_tag_only, "image-tag-pinned"),
+        (_kube_state_metrics_token_without_reason, "no-service-account-token-automount"),
     ],
     ids=[
         "prometheus-unprotected",
@@ -338,6 +477,7 @@ def _grafana_tag_only(records: list[RecordedResource]) -> None:
         "alertmanager-writable-root",
         "prometheus-no-limits",
         "grafana-tag",
+        "kube-state-metrics-token-without-reason",
     ],
 )
 def test_unsafe_monitoring_change_is_caught_in_production(mutation: Any, policy_name: str) -> None:
@@ -346,3 +486,91 @@ def test_unsafe_monitoring_change_is_caught_in_production(mutation: Any, policy_
     mutation(records)
     caught = {v.policy for v in mandatory(run_pack(records, "production"))}
     assert policy_name in caught, caught
+
+
+# --- kube-state-metrics off, the kubelets' volume stats on, and where every rule's series come from ---
+
+
+def test_kube_state_metrics_can_be_turned_off() -> None:
+    result = run_with("staging", {"kubeStateMetrics": {"enabled": False}})
+    assert not [r for r in result.resources if r.type.startswith("kubernetes:") and KSM in json.dumps(r.inputs)]
+    assert {r.inputs["metadata"]["name"] for r in result.k8s("Role")} == {"prometheus-discovery"}
+    assert KSM not in {j["job_name"] for j in prometheus_yaml(result)["scrape_configs"]}
+    egress = obj(result, "NetworkPolicy", "prometheus").inputs["spec"]["egress"]
+    ports = {tuple(peers(r, "to")): sorted(p["port"] for p in r["ports"]) for r in egress}
+    assert ports[("namespace:support-monitoring",)] == [3000, 9090, 9093]
+
+
+def test_no_cluster_role_unless_kubelet_volume_stats_is_on(program: ProgramRun) -> None:
+    assert not program.k8s("ClusterRole") and not program.k8s("ClusterRoleBinding")
+    assert "kubelet" not in {j["job_name"] for j in prometheus_yaml(program)["scrape_configs"]}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_kubelet_volume_stats_add_a_cluster_role_and_a_scrape_job_through_the_api_server(stack: str) -> None:
+    result = kubelet_run(stack)
+    (role,) = result.k8s("ClusterRole")
+    assert "namespace" not in role.inputs["metadata"]
+    assert role.inputs["rules"] == [
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+        {"apiGroups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]},
+    ]
+    (binding,) = result.k8s("ClusterRoleBinding")
+    name = role.inputs["metadata"]["name"]
+    assert binding.inputs["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name}
+    assert binding.inputs["subjects"] == [{"kind": "ServiceAccount", "name": "prometheus", "namespace": MONITORING}]
+    job = next(j for j in prometheus_yaml(result)["scrape_configs"] if j["job_name"] == "kubelet")
+    assert job["kubernetes_sd_configs"] == [{"role": "node"}] and job["scheme"] == "https"
+    assert job["tls_config"] == {"ca_file": "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"}
+    assert job["authorization"] == {"credentials_file": "/var/run/secrets/kubernetes.io/serviceaccount/token"}
+    relabel = {r["target_label"]: r for r in job["relabel_configs"]}
+    assert relabel["__address__"]["replacement"] == "kubernetes.default.svc:443"
+    assert relabel["__metrics_path__"]["source_labels"] == ["__meta_kubernetes_node_name"]
+    assert relabel["__metrics_path__"]["replacement"] == "/api/v1/nodes/${1}/proxy/metrics"
+    assert job["metric_relabel_configs"] == [
+        {"source_labels": ["__name__"], "regex": "kubelet_volume_stats_.+", "action": "keep"}
+    ]
+    annotation = obj(result, "StatefulSet", "prometheus").inputs["metadata"]["annotations"][API_ANNOTATION]
+    assert "kubelets" in annotation
+    # The pack has no rule against cluster-scoped RBAC; the opt-in passes it as it is.
+    assert mandatory(run_pack(result.resources, stack)) == []
+
+
+def test_the_kubelet_scrape_job_passes_promtool(tmp_path: Path) -> None:
+    config = prometheus_yaml(kubelet_run("production"))
+    # promtool checks that the token file exists; in the pod it is the mounted service account token.
+    (tmp_path / "token").write_text("test")
+    for job in config["scrape_configs"]:
+        if "authorization" in job:
+            job["authorization"]["credentials_file"] = str(tmp_path / "token")
+    config["rule_files"] = []
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    proc = run(tool("promtool"), "check", "config", "prometheus.yml", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def _series_sources(run_: ProgramRun) -> dict[str, set[str]]:
+    """Alert -> the scrape jobs its metrics come from that this stack's Prometheus does not have."""
+    jobs = {j["job_name"] for j in prometheus_yaml(run_)["scrape_configs"]} | {"prometheus"}
+    missing: dict[str, set[str]] = {}
+    for alert in platform_alerts(MonitoringSettings(), sorted(PLATFORM_NAMESPACES)):
+        for name in metric_names(alert.expr):
+            sources = sources_of(name)
+            assert sources, f"{alert.name}: {name} is exposed by nothing"
+            if not sources & jobs:
+                missing.setdefault(alert.name, set()).update(sources)
+    return missing
+
+
+def test_every_alert_has_series_in_bundled_mode_except_the_opt_in_kubelet(program: ProgramRun) -> None:
+    # PodCrashLooping and BackupMissing: kube-state-metrics; PersistentVolumeFillingUp only with
+    # monitoring.kubeletVolumeStats (README says so).
+    assert _series_sources(program) == {"PersistentVolumeFillingUp": {"kubelet"}}
+    assert set(OPTIONAL_SOURCES) == {"kube-state-metrics", "kubelet"}
+    assert _series_sources(kubelet_run(program.stack)) == {}
+    without_ksm = run_with(program.stack, {"kubeStateMetrics": {"enabled": False}})
+    assert _series_sources(without_ksm) == {
+        "PersistentVolumeFillingUp": {"kubelet"},
+        "PodCrashLooping": {"kube-state-metrics"},
+        "BackupMissing": {"kube-state-metrics"},
+    }

@@ -41,7 +41,7 @@ def custom(program: ProgramRun, kind: str) -> list[RecordedResource]:
 
 def test_no_bundled_servers_and_no_monitoring_namespace(program: ProgramRun) -> None:
     assert {s.inputs["metadata"]["namespace"] for s in program.k8s("StatefulSet")} == {"support-data"}
-    assert not program.k8s("Role")
+    assert not program.k8s("Role") and not program.k8s("ClusterRole")  # no kube-state-metrics, no kubelets
     assert [r for r in program.k8s("Namespace") if r.inputs["metadata"]["name"] == "support-monitoring"] == []
     assert {r.inputs["metadata"]["name"] for r in program.k8s("Deployment")} == {"api", "web"}
 

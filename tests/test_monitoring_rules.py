@@ -153,6 +153,7 @@ def test_promtool_check_config(tmp_path: Path) -> None:
     endpoints = [
         MetricsEndpoint("api", "support-app", "api", "http"),
         MetricsEndpoint("postgres-exporter", "support-data", "postgres", "metrics"),
+        MetricsEndpoint("kube-state-metrics", "support-monitoring", "kube-state-metrics", "http", honor_labels=True),
     ]
     alertmanager = MetricsEndpoint("alertmanager", "support-monitoring", "alertmanager", "http")
     config = prometheus_config(SETTINGS, endpoints, alertmanager, "dev")

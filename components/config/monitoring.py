@@ -184,15 +184,32 @@ MonitoringImage = Annotated[str, AfterValidator(_monitoring_image)]
 
 
 class MonitoringImages(_Strict):
-    """Images of the bundled servers; the Prometheus and Alertmanager versions match the pinned
-    promtool and amtool that check their configuration."""
+    """Images of the bundled servers, pinned by digest (multi-arch index); the Prometheus and
+    Alertmanager versions match the pinned promtool and amtool that check their configuration."""
 
-    prometheus: MonitoringImage = "quay.io/prometheus/prometheus:v3.16.0"
+    prometheus: MonitoringImage = (
+        "docker.io/prom/prometheus:v3.5.0@sha256:63805ebb8d2b3920190daf1cb14a60871b16fd38bed42b857a3182bc621f4996"
+    )
     """Prometheus server image."""
-    alertmanager: MonitoringImage = "quay.io/prometheus/alertmanager:v0.35.0"
+    alertmanager: MonitoringImage = (
+        "docker.io/prom/alertmanager:v0.28.1@sha256:27c475db5fb156cab31d5c18a4251ac7ed567746a2483ff264516437a39b15ba"
+    )
     """Alertmanager image."""
-    grafana: MonitoringImage = "docker.io/grafana/grafana:11.6.0"
+    grafana: MonitoringImage = (
+        "docker.io/grafana/grafana:12.1.1@sha256:a1701c2180249361737a99a01bc770db39381640e4d631825d38ff4535efa47d"
+    )
     """Grafana image."""
+    kube_state_metrics: MonitoringImage = (
+        "registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0"
+        "@sha256:42cfe3723a5f058171c627537fb57a3ea0f26e4380fa18555a95cb1a1b4cfc5b"
+    )
+    """kube-state-metrics image (bundled mode, monitoring.kubeStateMetrics.enabled)."""
+
+
+class KubeStateMetricsSettings(_Strict):
+    enabled: bool = True
+    """Bundled mode: run kube-state-metrics, limited to the platform's namespaces (Roles, no ClusterRole);
+    PodCrashLooping and BackupMissing read its series. Operator mode relies on the cluster's own."""
 
 
 class GrafanaSettings(_Strict):
@@ -213,6 +230,11 @@ class MonitoringSettings(_Strict):
     operator: OperatorSettings = OperatorSettings()
     images: MonitoringImages = MonitoringImages()
     grafana: GrafanaSettings = GrafanaSettings()
+    kube_state_metrics: KubeStateMetricsSettings = KubeStateMetricsSettings()
+    kubelet_volume_stats: bool = False
+    """Bundled mode: scrape every kubelet's volume stats through the API server proxy, which needs a ClusterRole (get
+    nodes/proxy, list/watch nodes) for Prometheus. Off: PersistentVolumeFillingUp has no series. Operator mode: the
+    cluster's kube-prometheus-stack scrapes kubelets."""
     api_server_cidr: Cidr = "0.0.0.0/0"
     """Where the Kubernetes API server lies: Prometheus' only egress besides scrape targets (ports 443, 6443)."""
     runbook_base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+[^/\s]$")] = (
@@ -229,5 +251,15 @@ class MonitoringSettings(_Strict):
                 "operator.selectorLabels",
                 "operator mode needs the labels the cluster's Prometheus selects by, "
                 "e.g. {release: kube-prometheus-stack}",
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _kubelets_only_in_bundled_mode(self) -> MonitoringSettings:
+        if self.kubelet_volume_stats and self.mode != "bundled":
+            raise _cross_field(
+                "kubeletVolumeStats",
+                "only bundled mode scrapes kubelets; in operator mode the cluster's Prometheus does, "
+                "in mode none nothing",
             )
         return self

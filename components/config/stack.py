@@ -110,8 +110,11 @@ class Settings(_Strict):
                 "letsencrypt-production) or secretName (an existing TLS Secret)",
             )
         if self.environment == "production" and self.monitoring.mode == "bundled":
-            for server in ("prometheus", "alertmanager", "grafana"):
-                image = getattr(self.monitoring.images, server)
+            images = self.monitoring.images
+            deployed = {"prometheus": images.prometheus, "alertmanager": images.alertmanager, "grafana": images.grafana}
+            if self.monitoring.kube_state_metrics.enabled:
+                deployed["kubeStateMetrics"] = images.kube_state_metrics
+            for server, image in deployed.items():
                 if not _DIGEST.search(image):
                     raise _cross_field(
                         f"monitoring.images.{server}",

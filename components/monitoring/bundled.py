@@ -1,8 +1,10 @@
-"""BundledMonitoring: Prometheus, Alertmanager and Grafana in the monitoring namespace.
+"""BundledMonitoring: Prometheus, Alertmanager, Grafana and kube-state-metrics in the monitoring
+namespace.
 
 Everything goes through the hardened workload builder; this component only adds what the servers
-read (configuration, rules, claims), Prometheus' discovery RBAC in each scraped namespace, and the
-NetworkPolicies derived from who talks to whom.
+read (configuration, rules, claims), the namespaced RBAC of Prometheus' discovery and of
+kube-state-metrics, the opt-in ClusterRole for the kubelets' volume stats, and the NetworkPolicies
+derived from who talks to whom.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from components.monitoring.prometheus_config import RULES_DIRECTORY, MetricsEndp
 from components.monitoring.rules import rule_files
 
 SERVERS = ("prometheus", "alertmanager", "grafana")
+KUBE_STATE_METRICS = "kube-state-metrics"
 DASHBOARDS_DIRECTORY = "/etc/grafana/dashboards"
 # The annotation the policy pack reads to allow an API token, with the reason as its value.
 NEEDS_KUBERNETES_API = f"{ANNOTATION_PREFIX}/needs-kubernetes-api"
@@ -51,8 +54,20 @@ class BundledMonitoringArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
-def own_endpoints(namespace: str) -> list[MetricsEndpoint]:
-    return [MetricsEndpoint(name, namespace, name, "http") for name in SERVERS]
+def own_endpoints(namespace: str, kube_state_metrics: bool = False) -> list[MetricsEndpoint]:
+    endpoints = [MetricsEndpoint(name, namespace, name, "http") for name in SERVERS]
+    if kube_state_metrics:
+        endpoints.append(
+            MetricsEndpoint(
+                KUBE_STATE_METRICS,
+                namespace,
+                KUBE_STATE_METRICS,
+                "http",
+                port_number=servers.KUBE_STATE_METRICS_PORT,
+                honor_labels=True,
+            )
+        )
+    return endpoints
 
 
 def digest(payload: Any) -> str:
@@ -96,12 +111,15 @@ class BundledMonitoring(pulumi.ComponentResource):
         stateful = pulumi.ResourceOptions(
             parent=self, depends_on=list(args.depends_on), protect=args.protect, retain_on_delete=args.protect
         )
-        self.selectors = {n: selector_labels(n, args.instance) for n in SERVERS}
+        ksm = s.kube_state_metrics.enabled
+        self.selectors = {n: selector_labels(n, args.instance) for n in (*SERVERS, KUBE_STATE_METRICS)}
         services: dict[str, ServiceSettings] = {
             "prometheus": servers.prometheus_service(s),
             "alertmanager": servers.alertmanager_service(s),
             "grafana": servers.grafana_service(s),
         }
+        if ksm:
+            services[KUBE_STATE_METRICS] = servers.kube_state_metrics_service(s, args.platform_namespaces)
         identities: dict[str, workload.WorkloadIdentity] = {}
         for server, svc in services.items():
             assert svc.image is not None
@@ -118,7 +136,7 @@ class BundledMonitoring(pulumi.ComponentResource):
             k8s.core.v1.ServiceAccount(
                 f"{name}-{server}-serviceaccount",
                 metadata=workload.metadata(server, ns, identity.labels),
-                # Only Prometheus calls the API (service discovery); its pod opts in below.
+                # Only Prometheus and kube-state-metrics call the API; their pods opt in below.
                 automount_service_account_token=False,
                 opts=child,
             )
@@ -135,7 +153,7 @@ class BundledMonitoring(pulumi.ComponentResource):
                 opts=child,
             )
         self.prometheus_url = f"http://prometheus.{ns}.svc.cluster.local:{servers.PROMETHEUS_PORT}"
-        endpoints = [*args.endpoints, *own_endpoints(ns)]
+        endpoints = [*args.endpoints, *own_endpoints(ns, ksm)]
         scraped_namespaces = sorted({e.namespace for e in endpoints})
 
         # --- Prometheus: discovery RBAC per scraped namespace, config, rules, StatefulSet.
@@ -195,9 +213,12 @@ class BundledMonitoring(pulumi.ComponentResource):
         if args.protect:
             prom_spec["persistent_volume_claim_retention_policy"] = {"when_deleted": "Retain", "when_scaled": "Retain"}
         prom_metadata = workload.metadata("prometheus", ns, prom.labels)
-        prom_metadata["annotations"] = {
-            NEEDS_KUBERNETES_API: "service discovery: lists pods, services and endpointslices"
-        }
+        api_use = "service discovery: lists pods, services and endpointslices"
+        if s.kubelet_volume_stats:
+            api_use += "; reads the kubelets' metrics through the API server's node proxy"
+        prom_metadata["annotations"] = {NEEDS_KUBERNETES_API: api_use}
+        if s.kubelet_volume_stats:
+            self._kubelet_access(name, prom, args)
         k8s.apps.v1.StatefulSet(
             f"{name}-prometheus",
             metadata=prom_metadata,
@@ -326,6 +347,9 @@ class BundledMonitoring(pulumi.ComponentResource):
             opts=child,
         )
 
+        if ksm:
+            self._kube_state_metrics(name, identities[KUBE_STATE_METRICS], services[KUBE_STATE_METRICS], args)
+
         # --- NetworkPolicies: the namespace denies everything; these allow exactly the paths above.
         scrape_targets = [(e.namespace, self._port_of(e, args)) for e in endpoints]
         policies = {
@@ -333,6 +357,8 @@ class BundledMonitoring(pulumi.ComponentResource):
             "alertmanager": servers.alertmanager_policy_spec(self.selectors, args.network),
             "grafana": servers.grafana_policy_spec(self.selectors, s.grafana.allow_from_namespaces),
         }
+        if ksm:
+            policies[KUBE_STATE_METRICS] = servers.kube_state_metrics_policy_spec(self.selectors, s.api_server_cidr)
         for server, spec in policies.items():
             k8s.networking.v1.NetworkPolicy(
                 f"{name}-{server}-networkpolicy",
@@ -341,6 +367,63 @@ class BundledMonitoring(pulumi.ComponentResource):
                 opts=child,
             )
         self.register_outputs({"prometheusUrl": self.prometheus_url})
+
+    def _kube_state_metrics(
+        self, name: str, identity: workload.WorkloadIdentity, svc: ServiceSettings, args: BundledMonitoringArgs
+    ) -> None:
+        """kube-state-metrics: list/watch of its resources in each platform namespace (Roles, no
+        ClusterRole: it runs with --namespaces), and a token to call the API with."""
+        ns = args.namespace
+        for watched in sorted(set(args.platform_namespaces)):
+            role = k8s.rbac.v1.Role(
+                f"{name}-kube-state-metrics-{watched}",
+                metadata=workload.metadata(KUBE_STATE_METRICS, watched, identity.labels),
+                rules=servers.kube_state_metrics_role_rules(),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+            )
+            k8s.rbac.v1.RoleBinding(
+                f"{name}-kube-state-metrics-{watched}-binding",
+                metadata=workload.metadata(KUBE_STATE_METRICS, watched, identity.labels),
+                role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": KUBE_STATE_METRICS},
+                subjects=[{"kind": "ServiceAccount", "name": identity.service_account_name, "namespace": ns}],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, role]),
+            )
+        assert svc.image is not None
+        spec = workload.deployment_spec(
+            identity, svc, svc.image, digest({"env": svc.env, "args": svc.args}), svc.pre_stop_sleep_seconds + 30
+        )
+        spec["template"]["spec"]["automount_service_account_token"] = True  # it lists and watches the API
+        metadata = workload.metadata(KUBE_STATE_METRICS, ns, identity.labels)
+        watched_resources = sorted(r for group in servers.KUBE_STATE_METRICS_RESOURCES.values() for r in group)
+        metadata["annotations"] = {
+            NEEDS_KUBERNETES_API: f"lists and watches {', '.join(watched_resources)} in the platform namespaces"
+        }
+        k8s.apps.v1.Deployment(
+            f"{name}-kube-state-metrics",
+            metadata=metadata,
+            spec=spec,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+
+    def _kubelet_access(self, name: str, prom: workload.WorkloadIdentity, args: BundledMonitoringArgs) -> None:
+        """monitoring.kubeletVolumeStats: nodes are cluster-scoped, so reading the kubelets' metrics
+        through the API server proxy needs the program's only ClusterRole. Named after the namespace:
+        cluster-scoped names are shared by every stack on the cluster."""
+        cluster_name = f"{args.namespace}-prometheus-kubelet"
+        labels = dict(prom.labels)
+        role = k8s.rbac.v1.ClusterRole(
+            f"{name}-prometheus-kubelet",
+            metadata={"name": cluster_name, "labels": labels},
+            rules=servers.kubelet_cluster_role_rules(),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
+        )
+        k8s.rbac.v1.ClusterRoleBinding(
+            f"{name}-prometheus-kubelet-binding",
+            metadata={"name": cluster_name, "labels": labels},
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
+            subjects=[{"kind": "ServiceAccount", "name": prom.service_account_name, "namespace": args.namespace}],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, role]),
+        )
 
     @staticmethod
     def _port_of(endpoint: MetricsEndpoint, args: BundledMonitoringArgs) -> int:

@@ -1,8 +1,10 @@
 """The metric names each scraped component exposes: rules and dashboards may use only these (or a
 recording rule's name), and a test parses every expression to hold them to it.
 
-Sources outside this program (the kubelet's volume stats, kube-state-metrics) are listed under
-their own names so a rule that depends on them says so.
+Each key is the scrape job (the `job` label) that brings the names in. Two are not the platform's
+own software: kube-state-metrics (deployed in bundled mode unless monitoring.kubeStateMetrics is off)
+and the kubelet (scraped in bundled mode only with monitoring.kubeletVolumeStats, since it needs a
+ClusterRole). In operator mode the cluster's kube-prometheus-stack scrapes both.
 """
 
 from __future__ import annotations
@@ -52,13 +54,24 @@ EXPOSED_METRICS: Final[dict[str, frozenset[str]]] = {
     "prometheus": frozenset({"up", "prometheus_tsdb_head_series", "prometheus_rule_evaluation_failures_total"}),
     "alertmanager": frozenset({"alertmanager_notifications_failed_total", "alertmanager_notifications_total"}),
     "grafana": frozenset({"grafana_http_request_duration_seconds_count"}),
-    # Cluster-provided sources the rules rely on.
-    "kubelet": frozenset({"kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes"}),
+    # kube-state-metrics (--resources pods,cronjobs,...): PodCrashLooping, BackupMissing.
     "kube-state-metrics": frozenset(
         {"kube_pod_container_status_restarts_total", "kube_cronjob_status_last_successful_time"}
     ),
+    # The kubelet's volume stats (the job keeps only these): PersistentVolumeFillingUp.
+    "kubelet": frozenset({"kubelet_volume_stats_available_bytes", "kubelet_volume_stats_capacity_bytes"}),
+}
+# The setting that decides whether bundled mode scrapes each source that is not always there.
+OPTIONAL_SOURCES: Final[dict[str, str]] = {
+    "kube-state-metrics": "monitoring.kubeStateMetrics.enabled (default true)",
+    "kubelet": "monitoring.kubeletVolumeStats (default false)",
 }
 
 
 def exposed_metric_names() -> frozenset[str]:
     return frozenset().union(*EXPOSED_METRICS.values())
+
+
+def sources_of(metric: str) -> frozenset[str]:
+    """The scrape jobs a metric name comes from (`up` comes from Prometheus, for every target)."""
+    return frozenset(source for source, names in EXPOSED_METRICS.items() if metric in names)

@@ -10,6 +10,10 @@ from typing import Any
 from components.config import MonitoringSettings
 
 RULES_DIRECTORY = "/etc/prometheus/rules"
+SERVICE_ACCOUNT_DIRECTORY = "/var/run/secrets/kubernetes.io/serviceaccount"
+KUBELET_JOB = "kubelet"
+# The kubelet exposes far more than the one alert that reads it needs: keep only its volume stats.
+KUBELET_KEEP = "kubelet_volume_stats_.+"
 
 
 @dataclass(frozen=True)
@@ -23,12 +27,17 @@ class MetricsEndpoint:
     path: str = "/metrics"
     # The port's number, for the NetworkPolicy that lets Prometheus reach it.
     port_number: int | None = None
+    # An exporter that reports on other objects (kube-state-metrics) keeps its own namespace and pod
+    # labels instead of having them overwritten by its own target's.
+    honor_labels: bool = False
 
 
 def scrape_job(endpoint: MetricsEndpoint) -> dict[str, Any]:
     """One job per endpoint: EndpointSlices of that Service in that namespace, that port only."""
-    return {
-        "job_name": endpoint.component,
+    job: dict[str, Any] = {"job_name": endpoint.component}
+    if endpoint.honor_labels:
+        job["honor_labels"] = True
+    return job | {
         "metrics_path": endpoint.path,
         "kubernetes_sd_configs": [{"role": "endpointslice", "namespaces": {"names": [endpoint.namespace]}}],
         "relabel_configs": [
@@ -41,6 +50,30 @@ def scrape_job(endpoint: MetricsEndpoint) -> dict[str, Any]:
             {"source_labels": ["__meta_kubernetes_service_name"], "target_label": "service"},
             {"source_labels": ["__meta_kubernetes_pod_name"], "target_label": "pod"},
         ],
+    }
+
+
+def kubelet_scrape_job() -> dict[str, Any]:
+    """Every node's kubelet through the API server proxy (Prometheus' Kubernetes example): Prometheus
+    needs no route to the nodes, only to the API server, with its service account's token and CA."""
+    return {
+        "job_name": KUBELET_JOB,
+        "scheme": "https",
+        "tls_config": {"ca_file": f"{SERVICE_ACCOUNT_DIRECTORY}/ca.crt"},
+        "authorization": {"credentials_file": f"{SERVICE_ACCOUNT_DIRECTORY}/token"},
+        "kubernetes_sd_configs": [{"role": "node"}],
+        "relabel_configs": [
+            {"target_label": "__address__", "replacement": "kubernetes.default.svc:443"},
+            {
+                "source_labels": ["__meta_kubernetes_node_name"],
+                "regex": "(.+)",
+                "target_label": "__metrics_path__",
+                "replacement": "/api/v1/nodes/${1}/proxy/metrics",
+            },
+            {"source_labels": ["__meta_kubernetes_node_name"], "target_label": "node"},
+            {"target_label": "service", "replacement": KUBELET_JOB},
+        ],
+        "metric_relabel_configs": [{"source_labels": ["__name__"], "regex": KUBELET_KEEP, "action": "keep"}],
     }
 
 
@@ -76,5 +109,8 @@ def prometheus_config(
                 }
             ]
         },
-        "scrape_configs": [scrape_job(e) for e in sorted(endpoints, key=lambda e: e.component)],
+        "scrape_configs": [
+            *(scrape_job(e) for e in sorted(endpoints, key=lambda e: e.component)),
+            *([kubelet_scrape_job()] if settings.kubelet_volume_stats else []),
+        ],
     }

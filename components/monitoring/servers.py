@@ -1,5 +1,6 @@
 """The bundled servers as hardened-builder inputs: pure functions from settings to the
-ServiceSettings, volumes, RBAC and NetworkPolicy specs of Prometheus, Alertmanager and Grafana."""
+ServiceSettings, volumes, RBAC and NetworkPolicy specs of Prometheus, Alertmanager, Grafana and
+kube-state-metrics."""
 
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ from components.network import NAMESPACE_NAME_LABEL
 PROMETHEUS_PORT = 9090
 ALERTMANAGER_PORT = 9093
 GRAFANA_PORT = 3000
+KUBE_STATE_METRICS_PORT = 8080
+KUBE_STATE_METRICS_TELEMETRY_PORT = 8081
+# What the platform's alerts read from kube-state-metrics (pods: restarts; cronjobs: last success)
+# and what its dashboards may grow into; nothing cluster-scoped (nodes, namespaces, volumes).
+KUBE_STATE_METRICS_RESOURCES: dict[str, tuple[str, ...]] = {
+    "": ("pods", "persistentvolumeclaims"),
+    "apps": ("deployments", "statefulsets"),
+    "batch": ("cronjobs", "jobs"),
+}
 RUN_AS_USER = 10001
 
 
@@ -110,6 +120,36 @@ def grafana_service(settings: MonitoringSettings) -> ServiceSettings:
     )
 
 
+def kube_state_metrics_service(settings: MonitoringSettings, namespaces: Sequence[str]) -> ServiceSettings:
+    resources = sorted(r for group in KUBE_STATE_METRICS_RESOURCES.values() for r in group)
+    return ServiceSettings.model_validate(
+        {
+            "component": "monitoring",
+            "image": settings.images.kube_state_metrics,
+            "args": [
+                f"--port={KUBE_STATE_METRICS_PORT}",
+                f"--telemetry-port={KUBE_STATE_METRICS_TELEMETRY_PORT}",
+                # Namespaced list/watch only: with --namespaces it needs Roles, not a ClusterRole.
+                f"--namespaces={','.join(sorted(set(namespaces)))}",
+                f"--resources={','.join(resources)}",
+            ],
+            # "http" is its metrics port (the builder's convention); telemetry: its own health.
+            "ports": {"http": KUBE_STATE_METRICS_PORT, "telemetry": KUBE_STATE_METRICS_TELEMETRY_PORT},
+            "metricsPath": "/metrics",
+            # Its own example: alive on the metrics port, ready (informers synced) on telemetry.
+            "probes": {
+                "startup": {"path": "/livez", "periodSeconds": 5, "failureThreshold": 60},
+                "readiness": {"path": "/readyz", "port": "telemetry", "periodSeconds": 10},
+                "liveness": {"path": "/livez", "periodSeconds": 20, "timeoutSeconds": 5},
+            },
+            "replicas": 1,
+            "resources": {"requests": {"cpu": "20m", "memory": "64Mi"}, "limits": {"cpu": "200m", "memory": "256Mi"}},
+            "writablePaths": ["/tmp"],
+            "runAsUser": RUN_AS_USER,
+        }
+    )
+
+
 def grafana_datasources(prometheus_url: str) -> dict[str, Any]:
     return {
         "apiVersion": 1,
@@ -132,6 +172,23 @@ def discovery_role_rules() -> list[dict[str, Any]]:
     return [
         {"api_groups": [""], "resources": ["pods", "services"], "verbs": ["get", "list", "watch"]},
         {"api_groups": ["discovery.k8s.io"], "resources": ["endpointslices"], "verbs": ["get", "list", "watch"]},
+    ]
+
+
+def kube_state_metrics_role_rules() -> list[dict[str, Any]]:
+    """list/watch of exactly the resources kube-state-metrics is started with, in one namespace."""
+    return [
+        {"api_groups": [group], "resources": list(resources), "verbs": ["list", "watch"]}
+        for group, resources in KUBE_STATE_METRICS_RESOURCES.items()
+    ]
+
+
+def kubelet_cluster_role_rules() -> list[dict[str, Any]]:
+    """Opt-in (monitoring.kubeletVolumeStats): the kubelets' metrics through the API server proxy.
+    Nodes are cluster-scoped, so this is the one ClusterRole the program can create."""
+    return [
+        {"api_groups": [""], "resources": ["nodes"], "verbs": ["list", "watch"]},
+        {"api_groups": [""], "resources": ["nodes/proxy"], "verbs": ["get"]},
     ]
 
 
@@ -187,6 +244,16 @@ def alertmanager_policy_spec(selectors: Mapping[str, Mapping[str, str]], network
             }
         ],
         "egress": [{"to": [{"ip_block": block}], "ports": _tcp(443)}],
+    }
+
+
+def kube_state_metrics_policy_spec(selectors: Mapping[str, Mapping[str, str]], api_server_cidr: str) -> dict[str, Any]:
+    """kube-state-metrics: scraped by Prometheus only; reaches nothing but the API server."""
+    return {
+        "pod_selector": {"match_labels": dict(selectors["kube-state-metrics"])},
+        "policy_types": ["Ingress", "Egress"],
+        "ingress": [{"from_": [_pods(selectors["prometheus"])], "ports": _tcp(KUBE_STATE_METRICS_PORT)}],
+        "egress": [{"to": [{"ip_block": {"cidr": api_server_cidr}}], "ports": _tcp(443, 6443)}],
     }
 
 
