@@ -13,6 +13,8 @@ MANAGED_BY: Final = "pulumi"
 ANNOTATION_PREFIX: Final = "support-platform.io"
 DATA_NAMESPACE_LABEL: Final = f"{ANNOTATION_PREFIX}/data"
 CHECKSUM_ANNOTATION: Final = f"{ANNOTATION_PREFIX}/config-checksum"
+# A workload that mounts an API token says why (the policy pack refuses a token without a reason).
+NEEDS_KUBERNETES_API: Final = f"{ANNOTATION_PREFIX}/needs-kubernetes-api"
 
 
 def selector_labels(name: str, instance: str) -> dict[str, str]:

@@ -162,6 +162,7 @@ class Platform(pulumi.ComponentResource):
                 },
                 scraper=scraper,
                 protect=protect,
+                api_server_cidr=settings.monitoring.api_server_cidr,
             ),
             opts=child,
         )

@@ -11,6 +11,8 @@ PINS=(
   "github.com/cert-manager/cert-manager@v1.21.2 deploy/crds/cert-manager.io_certificates.yaml deploy/crds/cert-manager.io_issuers.yaml deploy/crds/cert-manager.io_clusterissuers.yaml deploy/crds/cert-manager.io_certificaterequests.yaml"
   "github.com/envoyproxy/gateway@v1.9.1 charts/gateway-helm/charts/crds/crds/generated/gateway.envoyproxy.io_backendtrafficpolicies.yaml"
   # The operator's main module: v0.85.0 is the newest version the module proxy serves here.
+  # The snapshot CRDs live in the client module (repository path client/config/crd), not the main one.
+  "github.com/kubernetes-csi/external-snapshotter/client/v8@v8.7.0 config/crd/snapshot.storage.k8s.io_volumesnapshots.yaml config/crd/snapshot.storage.k8s.io_volumesnapshotclasses.yaml config/crd/snapshot.storage.k8s.io_volumesnapshotcontents.yaml"
   "github.com/prometheus-operator/prometheus-operator@v0.85.0 example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml example/prometheus-operator-crd/monitoring.coreos.com_alertmanagerconfigs.yaml"
 )
 

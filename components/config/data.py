@@ -235,6 +235,28 @@ class RedisSettings(_Strict):
         return self
 
 
+# alpine/k8s: kubectl with a POSIX shell (registry.k8s.io/kubectl has no shell to run a script with).
+KUBECTL_IMAGE = "docker.io/alpine/k8s:1.34.1@sha256:ec714df3813b5405292860f8a1c55c5727bf8c33c88992f1e981efad8065547f"
+
+
+class SnapshotSettings(_Strict):
+    """CSI VolumeSnapshots of Chroma's claim, taken by a CronJob; off unless a class is named."""
+
+    volume_snapshot_class: DnsName | None = None
+    """VolumeSnapshotClass of the snapshots (its CSI driver must serve the claim's StorageClass);
+    default: none, no snapshots are taken."""
+    schedule: Annotated[str, _check(_CRON, "cron schedule (five fields)", "47 3 * * *")] = "47 3 * * *"
+    """When the CronJob runs (cron syntax, in timeZone)."""
+    time_zone: str = "Etc/UTC"
+    """Time zone of the schedule."""
+    keep: Annotated[int, Field(ge=1, le=1000)] = 7
+    """How many labelled snapshots are kept; older ones are deleted after a new one is ready."""
+    wait_seconds: Annotated[int, Field(ge=30, le=21600)] = 900
+    """How long a new snapshot may take to become readyToUse before the run fails."""
+    image: DataImage = KUBECTL_IMAGE
+    """Image with kubectl and a POSIX shell that runs the script (production: pinned by digest)."""
+
+
 class ChromaSettings(_Strict):
     mode: StoreMode = "in-cluster"
     """in-cluster, external (secret config chromaToken, sent as a bearer token) or disabled."""
@@ -250,6 +272,8 @@ class ChromaSettings(_Strict):
     )
     startup_seconds: Annotated[int, Field(ge=30, le=3600)] = 600
     """How long the server may take to load its indexes before the startup probe gives up."""
+    snapshots: SnapshotSettings = SnapshotSettings()
+    """In-cluster mode: scheduled CSI VolumeSnapshots of the claim (set volumeSnapshotClass to turn them on)."""
     external: ExternalSettings | None = None
 
     @model_validator(mode="after")

@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from components.config.app import AppSettings, BuildSettings
 from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
-from components.config.data import DataSettings
+from components.config.data import ChromaSettings, DataSettings
 from components.config.edge import EdgeSettings
 from components.config.monitoring import MonitoringSettings
 from components.config.network import NetworkSettings
@@ -191,6 +191,8 @@ class Settings(_Strict):
                 exporter = getattr(settings, "exporter", None)
                 if exporter is not None and exporter.enabled:
                     images["exporter.image"] = exporter.image
+                if isinstance(settings, ChromaSettings) and settings.snapshots.volume_snapshot_class is not None:
+                    images["snapshots.image"] = settings.snapshots.image
                 for key, image in images.items():
                     if not _DIGEST.search(image):
                         raise _cross_field(

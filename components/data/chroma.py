@@ -7,6 +7,8 @@ exactly the declared clients reach port 8000, nothing else in the cluster does.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -14,8 +16,10 @@ import yaml
 
 from components import workload
 from components.config import ChromaSettings
+from components.config.data import SnapshotSettings
 from components.data import store
 from components.data.store import StoreContext
+from components.labels import NEEDS_KUBERNETES_API, selector_labels
 from components.network import DataEndpoint
 
 PORT = 8000
@@ -24,12 +28,21 @@ CONFIG_PATH = "/etc/chroma"
 HEARTBEAT = "/api/v2/heartbeat"
 # 503 while the server is unhealthy (e.g. its SQLite unavailable); heartbeat only says it answers.
 HEALTHCHECK = "/api/v2/healthcheck"
+CLAIM = "data-chroma-0"
+SNAPSHOT_NAME = "chroma-snapshot"
+SNAPSHOT_SCRIPT = (Path(__file__).parent / "files" / "chroma-snapshot.sh").read_text()
+SCRIPTS_PATH = "/opt/support-platform"
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+# What the script does with VolumeSnapshots in its namespace, and nothing more.
+SNAPSHOT_VERBS = ("create", "delete", "get", "list")
 
 
 @dataclass(frozen=True)
 class ChromaArgs:
     settings: ChromaSettings
     context: StoreContext
+    # Where the Kubernetes API server lies: the snapshot pods' only egress.
+    api_server_cidr: str = "0.0.0.0/0"
 
 
 def chroma_config() -> dict[str, object]:
@@ -83,7 +96,158 @@ class Chroma(pulumi.ComponentResource):
             spec=spec,
             opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(depends_on=[config_map])),
         )
+        if s.snapshots.volume_snapshot_class is not None:
+            self._snapshots(name, s.snapshots, ctx, ident, args.api_server_cidr, child)
         self.endpoint = DataEndpoint(
             name="chroma", host=host, port=PORT, namespace=ns, cidr=None, pod_selector=ident.selector
         )
         self.register_outputs({"host": host, "port": PORT})
+
+    def _snapshots(
+        self,
+        name: str,
+        s: SnapshotSettings,
+        ctx: StoreContext,
+        ident: workload.WorkloadIdentity,
+        api_server_cidr: str,
+        child: pulumi.ResourceOptions,
+    ) -> None:
+        """snapshots.volumeSnapshotClass: a CronJob whose script snapshots the claim and prunes old
+        snapshots, with the one token in the tier (a Role on volumesnapshots here, nothing else)."""
+        ns = ctx.namespace
+        selector = selector_labels(SNAPSHOT_NAME, ctx.instance)
+        labels = {**ident.labels, **selector, "app.kubernetes.io/component": "snapshot"}
+        metadata = workload.metadata(SNAPSHOT_NAME, ns, labels)
+        script = k8s.core.v1.ConfigMap(
+            f"{name}-snapshot-script",
+            metadata=workload.metadata(f"{SNAPSHOT_NAME}-script", ns, labels),
+            data={"chroma-snapshot.sh": SNAPSHOT_SCRIPT},
+            opts=child,
+        )
+        account = k8s.core.v1.ServiceAccount(
+            f"{name}-snapshot-serviceaccount",
+            metadata={**metadata, "annotations": {NEEDS_KUBERNETES_API: snapshot_api_use()}},
+            automount_service_account_token=True,
+            opts=child,
+        )
+        role = k8s.rbac.v1.Role(
+            f"{name}-snapshot-role",
+            metadata=metadata,
+            rules=snapshot_role_rules(),
+            opts=child,
+        )
+        k8s.rbac.v1.RoleBinding(
+            f"{name}-snapshot-rolebinding",
+            metadata=metadata,
+            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": SNAPSHOT_NAME},
+            subjects=[{"kind": "ServiceAccount", "name": SNAPSHOT_NAME, "namespace": ns}],
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role, account])),
+        )
+        k8s.networking.v1.NetworkPolicy(
+            f"{name}-snapshot-networkpolicy",
+            metadata=metadata,
+            spec=snapshot_policy_spec(selector, api_server_cidr),
+            opts=child,
+        )
+        k8s.batch.v1.CronJob(
+            f"{name}-snapshot-cronjob",
+            metadata={**metadata, "annotations": {NEEDS_KUBERNETES_API: snapshot_api_use()}},
+            spec={
+                "schedule": s.schedule,
+                "time_zone": s.time_zone,
+                # One snapshot run at a time; a run missed by more than an hour waits for the next slot.
+                "concurrency_policy": "Forbid",
+                "starting_deadline_seconds": 3600,
+                "successful_jobs_history_limit": 3,
+                "failed_jobs_history_limit": 3,
+                "job_template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        # A retry takes a new snapshot: once is enough, the next night tries again.
+                        "backoff_limit": 1,
+                        "active_deadline_seconds": s.wait_seconds + 300,
+                        "template": {
+                            "metadata": {
+                                "labels": labels,
+                                "annotations": {NEEDS_KUBERNETES_API: snapshot_api_use()},
+                            },
+                            "spec": snapshot_pod_spec(s, ctx.priority_class),
+                        },
+                    },
+                },
+            },
+            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[script])),
+        )
+
+
+def snapshot_api_use() -> str:
+    return f"creates, lists and deletes the VolumeSnapshots of {CLAIM} in its namespace"
+
+
+def snapshot_role_rules() -> list[dict[str, Any]]:
+    return [{"api_groups": [SNAPSHOT_GROUP], "resources": ["volumesnapshots"], "verbs": list(SNAPSHOT_VERBS)}]
+
+
+def snapshot_policy_spec(selector: dict[str, str], api_server_cidr: str) -> dict[str, Any]:
+    """Snapshot pods take no traffic and reach the API server only (DNS is the namespace policy's)."""
+    return {
+        "pod_selector": {"match_labels": dict(selector)},
+        "policy_types": ["Ingress", "Egress"],
+        "ingress": [],
+        "egress": [
+            {
+                "to": [{"ip_block": {"cidr": api_server_cidr}}],
+                "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}],
+            }
+        ],
+    }
+
+
+def snapshot_env(s: SnapshotSettings) -> list[dict[str, Any]]:
+    """What chroma-snapshot.sh reads (see its header)."""
+    assert s.volume_snapshot_class is not None
+    return [
+        {"name": "NAMESPACE", "value_from": {"field_ref": {"field_path": "metadata.namespace"}}},
+        {"name": "CLAIM", "value": CLAIM},
+        {"name": "CLASS", "value": s.volume_snapshot_class},
+        {"name": "KEEP", "value": str(s.keep)},
+        {"name": "WAIT_SECONDS", "value": str(s.wait_seconds)},
+        # kubectl keeps its discovery cache under $HOME; the root filesystem is read-only.
+        {"name": "HOME", "value": "/tmp"},
+    ]
+
+
+def snapshot_pod_spec(s: SnapshotSettings, priority_class: str) -> dict[str, Any]:
+    """The pod of a snapshot run: kubectl with a shell, the script from a ConfigMap, the token of
+    its own ServiceAccount; restricted like every pod."""
+    return {
+        "service_account_name": SNAPSHOT_NAME,
+        "automount_service_account_token": True,  # it calls the API (see NEEDS_KUBERNETES_API)
+        "enable_service_links": False,
+        "restart_policy": "Never",
+        "priority_class_name": priority_class,
+        "security_context": workload.pod_security_context(store.RUN_AS_USER),
+        "containers": [
+            {
+                "name": "snapshot",
+                "image": s.image,
+                "image_pull_policy": "IfNotPresent",
+                "command": ["/bin/sh", f"{SCRIPTS_PATH}/chroma-snapshot.sh"],
+                "env": snapshot_env(s),
+                "resources": {
+                    "requests": {"cpu": "50m", "memory": "64Mi"},
+                    "limits": {"cpu": "500m", "memory": "256Mi"},
+                },
+                "security_context": workload.container_security_context(store.RUN_AS_USER),
+                "volume_mounts": [
+                    {"name": "scripts", "mount_path": SCRIPTS_PATH, "read_only": True},
+                    {"name": "tmp", "mount_path": "/tmp"},
+                ],
+                "termination_message_policy": "FallbackToLogsOnError",
+            }
+        ],
+        "volumes": [
+            {"name": "scripts", "config_map": {"name": f"{SNAPSHOT_NAME}-script", "default_mode": 0o555}},
+            {"name": "tmp", "empty_dir": {}},
+        ],
+    }

@@ -44,6 +44,8 @@ class DataTierArgs:
     external_credentials: Mapping[str, pulumi.Output[str] | None]
     scraper: Mapping[str, str] | None
     protect: bool
+    # Where the Kubernetes API server lies (monitoring.apiServerCidr): egress of pods that call it.
+    api_server_cidr: str = "0.0.0.0/0"
 
 
 def external_endpoint(store: str, settings: DataSettings, credential: pulumi.Output[str] | None) -> DataEndpoint:
@@ -166,5 +168,9 @@ class DataTier(pulumi.ComponentResource):
             if s.redis.exporter.enabled:
                 self.metrics.append(MetricsEndpoint("redis-exporter", ns, "redis", "metrics", "/metrics", 9121))
         if "chroma" in stores:
-            ch = Chroma(STORE_NAMES["chroma"], ChromaArgs(s.chroma, context("chroma")), opts=options("chroma"))
+            ch = Chroma(
+                STORE_NAMES["chroma"],
+                ChromaArgs(s.chroma, context("chroma"), args.api_server_cidr),
+                opts=options("chroma"),
+            )
             self.endpoints["chroma"] = ch.endpoint

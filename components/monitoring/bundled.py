@@ -21,7 +21,7 @@ import yaml
 
 from components import workload
 from components.config import MonitoringSettings, NetworkSettings, ServiceSettings
-from components.labels import ANNOTATION_PREFIX, image_version, selector_labels, standard_labels
+from components.labels import NEEDS_KUBERNETES_API, image_version, selector_labels, standard_labels
 from components.monitoring import servers
 from components.monitoring.alertmanager_config import alertmanager_config
 from components.monitoring.dashboards import dashboards, provider_config
@@ -31,8 +31,6 @@ from components.monitoring.rules import rule_files
 SERVERS = ("prometheus", "alertmanager", "grafana")
 KUBE_STATE_METRICS = "kube-state-metrics"
 DASHBOARDS_DIRECTORY = "/etc/grafana/dashboards"
-# The annotation the policy pack reads to allow an API token, with the reason as its value.
-NEEDS_KUBERNETES_API = f"{ANNOTATION_PREFIX}/needs-kubernetes-api"
 
 
 @dataclass(frozen=True)
