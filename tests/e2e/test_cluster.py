@@ -15,9 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +27,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from components.data.chroma import CLAIM, SNAPSHOT_GROUP, SNAPSHOT_NAME, SNAPSHOT_VERBS
 from tests.e2e.conftest import MANIFEST_TYPES, ROOT, LocalRegistry, Project, copy_project
 
 pytestmark = [pytest.mark.engine, pytest.mark.cluster]
@@ -245,6 +249,181 @@ def test_a_claim_binds_through_the_default_storage_class(cluster: Cluster) -> No
         )
     finally:
         cluster.kubectl("delete", "-n", "default", "pvc/probe-claim", "--wait=false", check=False)
+
+
+# --- Chroma's snapshot script against the API server ------------------------------------------
+
+SNAPSHOT_SCRIPT = ROOT / "components" / "data" / "files" / "chroma-snapshot.sh"
+SNAPSHOT_CLASS = "e2e-snapshots"
+SNAPSHOT_LABEL = "support-platform.io/snapshot-of=chroma"
+
+
+def volume_snapshot(namespace: str, name: str, labelled: bool = True) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace}
+    if labelled:
+        metadata["labels"] = {"support-platform.io/snapshot-of": "chroma"}
+    return {
+        "apiVersion": "snapshot.storage.k8s.io/v1",
+        "kind": "VolumeSnapshot",
+        "metadata": metadata,
+        "spec": {"volumeSnapshotClassName": SNAPSHOT_CLASS, "source": {"persistentVolumeClaimName": CLAIM}},
+    }
+
+
+def snapshot_namespace(cluster: Cluster, namespace: str, *old: str) -> Path:
+    """A namespace with the CronJob's ServiceAccount bound to the program's Role rules, labelled
+    snapshots named `old` (and one unlabelled), and a kubeconfig that impersonates that account: the
+    script runs with exactly the permissions it gets in the cluster."""
+    rbac: dict[str, Any] = {"name": SNAPSHOT_NAME, "namespace": namespace}
+    objects: list[dict[str, Any]] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}},
+        {
+            "apiVersion": "snapshot.storage.k8s.io/v1",
+            "kind": "VolumeSnapshotClass",
+            "metadata": {"name": SNAPSHOT_CLASS},
+            # No CSI driver runs here: the test plays the snapshot controller.
+            "driver": "snapshots.e2e.example.com",
+            "deletionPolicy": "Delete",
+        },
+        {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": rbac},
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": rbac,
+            "rules": [{"apiGroups": [SNAPSHOT_GROUP], "resources": ["volumesnapshots"], "verbs": list(SNAPSHOT_VERBS)}],
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": rbac,
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": SNAPSHOT_NAME},
+            "subjects": [{"kind": "ServiceAccount", "name": SNAPSHOT_NAME, "namespace": namespace}],
+        },
+    ]
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects}))
+    snapshots = [volume_snapshot(namespace, name) for name in old]
+    snapshots.append(volume_snapshot(namespace, "by-hand", labelled=False))
+    cluster.kubectl("create", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": snapshots}))
+
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
+    context = next(c["context"] for c in config["contexts"] if c["name"] == cluster.context)
+    user = next(u["user"] for u in config["users"] if u["name"] == context["user"])
+    user["as"] = f"system:serviceaccount:{namespace}:{SNAPSHOT_NAME}"
+    config["current-context"] = cluster.context
+    # Next to the original: certificate paths in it may be relative to its directory.
+    path = cluster.kubeconfig.with_name(f"snapshot-{namespace}.yaml")
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def run_snapshot_script(
+    cluster: Cluster, kubeconfig: Path, namespace: str, keep: int, wait_seconds: int
+) -> tuple[subprocess.CompletedProcess[str], float]:
+    home = kubeconfig.with_name(f"home-{namespace}")
+    home.mkdir(exist_ok=True)
+    env = {
+        "PATH": f"{Path(cluster.kubectl_binary).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(home),
+        "KUBECONFIG": str(kubeconfig),
+        "NAMESPACE": namespace,
+        "CLAIM": CLAIM,
+        "CLASS": SNAPSHOT_CLASS,
+        "KEEP": str(keep),
+        "WAIT_SECONDS": str(wait_seconds),
+    }
+    started = time.monotonic()
+    proc = subprocess.run(
+        ["/bin/sh", str(SNAPSHOT_SCRIPT)], env=env, capture_output=True, text=True, check=False, timeout=180
+    )
+    return proc, time.monotonic() - started
+
+
+def labelled_snapshots(cluster: Cluster, namespace: str) -> list[str]:
+    items = cluster.get("volumesnapshots", "-n", namespace, "-l", SNAPSHOT_LABEL)["items"]
+    return sorted(i["metadata"]["name"] for i in items)
+
+
+def set_status_of_new_snapshot(
+    cluster: Cluster, namespace: str, known: set[str], status: dict[str, Any], found: list[str]
+) -> None:
+    """What a snapshot controller would do: set the status of the first labelled snapshot not in `known`."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        new = set(labelled_snapshots(cluster, namespace)) - known
+        if new:
+            name = min(new)
+            patched = cluster.kubectl(
+                "patch", "-n", namespace, "volumesnapshot", name, "--subresource=status", "--type=merge",
+                "-p", json.dumps({"status": status}), check=False,
+            )  # fmt: skip
+            found.append(name if patched.returncode == 0 else f"patch failed: {patched.stderr}")
+            return
+        time.sleep(0.3)
+    found.append("no new snapshot appeared")
+
+
+def test_the_chroma_snapshot_script_waits_for_ready_and_keeps_the_newest(cluster: Cluster) -> None:
+    namespace = "snapshots-ready"
+    old = ("chroma-20200101-000001", "chroma-20200101-000002", "chroma-20200101-000003")
+    kubeconfig = snapshot_namespace(cluster, namespace, *old)
+    found: list[str] = []
+    controller = threading.Thread(
+        target=set_status_of_new_snapshot,
+        args=(cluster, namespace, set(old), {"readyToUse": True, "restoreSize": "1Mi"}, found),
+    )
+    controller.start()
+    try:
+        proc, _ = run_snapshot_script(cluster, kubeconfig, namespace, keep=2, wait_seconds=60)
+    finally:
+        controller.join()
+    assert proc.returncode == 0, f"{proc.stdout}\n{proc.stderr}"
+    (new,) = found
+    assert re.fullmatch(r"chroma-[0-9]{8}-[0-9]{6}", new), new
+    assert f"VolumeSnapshot {new} is ready to use" in proc.stdout
+    snapshot = cluster.get("volumesnapshot", "-n", namespace, new)
+    assert snapshot["spec"] == {
+        "volumeSnapshotClassName": SNAPSHOT_CLASS,
+        "source": {"persistentVolumeClaimName": CLAIM},
+    }
+    # KEEP=2: the newest old one and the new one; the unlabelled snapshot is not the script's.
+    assert labelled_snapshots(cluster, namespace) == sorted([old[-1], new])
+    assert cluster.get("volumesnapshot", "-n", namespace, "by-hand")["metadata"]["name"] == "by-hand"
+    for pruned in old[:-1]:
+        assert f"prune: deleted VolumeSnapshot {pruned}" in proc.stdout
+
+
+@pytest.mark.parametrize(
+    ("case", "status", "message"),
+    [
+        ("never-ready", None, "SNAPSHOT NOT READY"),
+        ("error", {"readyToUse": False, "error": {"message": "the driver refused"}}, "the driver refused"),
+    ],
+)
+def test_the_chroma_snapshot_script_fails_loudly_and_prunes_nothing(
+    cluster: Cluster, case: str, status: dict[str, Any] | None, message: str
+) -> None:
+    namespace = f"snapshots-{case}"
+    old = ("chroma-20200101-000001",)
+    kubeconfig = snapshot_namespace(cluster, namespace, *old)
+    found: list[str] = []
+    controller = None
+    if status is not None:
+        controller = threading.Thread(
+            target=set_status_of_new_snapshot, args=(cluster, namespace, set(old), status, found)
+        )
+        controller.start()
+    try:
+        proc, took = run_snapshot_script(cluster, kubeconfig, namespace, keep=1, wait_seconds=6)
+    finally:
+        if controller is not None:
+            controller.join()
+    assert proc.returncode == 1, f"{proc.stdout}\n{proc.stderr}"
+    assert message in proc.stderr, proc.stderr
+    assert "error:" in proc.stderr and "prune:" not in proc.stdout
+    # Within the bound (plus kubectl's own time), not at the Job's deadline.
+    assert took < 6 + 30, took
+    # The old snapshot stays; the failed one is gone, so it never counts as one of KEEP.
+    assert labelled_snapshots(cluster, namespace) == list(old)
 
 
 # --- up -------------------------------------------------------------------------------------
