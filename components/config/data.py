@@ -22,7 +22,7 @@ from components.config.base import (
     _Strict,
     memory_bytes,
 )
-from components.data.conf import PG_FIXED, quantity_bytes
+from components.data.conf import PG_FIXED, RedisEvictionPolicy, quantity_bytes
 
 StoreMode = Literal["in-cluster", "external", "disabled"]
 DATA_STORES = ("postgres", "redis", "chroma")
@@ -197,16 +197,7 @@ class RedisSettings(_Strict):
     )
     maxmemory: MemoryQuantity = "256Mi"
     """Memory Redis may use for data; keep it well under the memory limit (fork for AOF rewrite)."""
-    maxmemory_policy: Literal[
-        "noeviction",
-        "allkeys-lru",
-        "allkeys-lfu",
-        "allkeys-random",
-        "volatile-lru",
-        "volatile-lfu",
-        "volatile-random",
-        "volatile-ttl",
-    ] = "volatile-lru"
+    maxmemory_policy: RedisEvictionPolicy = "volatile-lru"
     """What is evicted at maxmemory: volatile-lru drops caches (keys with a TTL) before sessions."""
     exporter: ExporterSettings = ExporterSettings(
         image="docker.io/oliver006/redis_exporter:v1.74.0"

@@ -63,10 +63,7 @@ class Chroma(pulumi.ComponentResource):
         super().__init__("support:data:Chroma", name, None, opts)
         s, ctx = args.settings, args.context
         ns = ctx.namespace
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(ctx.depends_on))
-        stateful = pulumi.ResourceOptions(
-            parent=self, depends_on=list(ctx.depends_on), protect=ctx.protect, retain_on_delete=ctx.protect
-        )
+        child = ctx.options(self)
         svc = store.store_service("vector-store", s.image, {"http": PORT}, s.resources, ["/tmp"], 60)
         ident = store.identity("chroma", ctx, svc)
         host = f"chroma.{ns}.svc.cluster.local"
@@ -94,7 +91,7 @@ class Chroma(pulumi.ComponentResource):
             f"{name}-statefulset",
             metadata=workload.metadata("chroma", ns, ident.labels),
             spec=spec,
-            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(depends_on=[config_map])),
+            opts=ctx.stateful_options(self, config_map),
         )
         if s.snapshots.volume_snapshot_class is not None:
             self._snapshots(name, s.snapshots, ctx, ident, args.api_server_cidr, child)
@@ -141,7 +138,7 @@ class Chroma(pulumi.ComponentResource):
             metadata=metadata,
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": SNAPSHOT_NAME},
             subjects=[{"kind": "ServiceAccount", "name": SNAPSHOT_NAME, "namespace": ns}],
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[role, account])),
+            opts=ctx.options(self, role, account),
         )
         k8s.networking.v1.NetworkPolicy(
             f"{name}-snapshot-networkpolicy",
@@ -176,7 +173,7 @@ class Chroma(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=pulumi.ResourceOptions.merge(child, pulumi.ResourceOptions(depends_on=[script])),
+            opts=ctx.options(self, script),
         )
 
 

@@ -9,7 +9,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
-from typing import Final
+from typing import Final, Literal, get_args
 
 PG_HBA_PATH: Final = "/etc/postgresql/pg_hba.conf"
 PG_SOCKET_DIR: Final = "/var/run/postgresql"
@@ -18,18 +18,18 @@ REDIS_PORT: Final = 6379
 REDIS_DATA_DIR: Final = "/data"
 REDIS_AUTH_INCLUDE: Final = "/etc/redis/auth/auth.conf"
 REDIS_RENAMED_COMMANDS: Final = ("FLUSHALL", "FLUSHDB", "CONFIG", "DEBUG")
-REDIS_MAXMEMORY_POLICIES: Final = frozenset(
-    {
-        "noeviction",
-        "allkeys-lru",
-        "allkeys-lfu",
-        "allkeys-random",
-        "volatile-lru",
-        "volatile-lfu",
-        "volatile-random",
-        "volatile-ttl",
-    }
-)
+# The eviction policies Redis knows: the settings' type, and what redis_conf accepts.
+RedisEvictionPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+]
+REDIS_MAXMEMORY_POLICIES: Final = frozenset(get_args(RedisEvictionPolicy))
 REDIS_APPENDFSYNC: Final = frozenset({"always", "everysec", "no"})
 
 _PG_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")

@@ -158,10 +158,7 @@ class Postgres(pulumi.ComponentResource):
         super().__init__("support:data:Postgres", name, None, opts)
         s, ctx = args.settings, args.context
         ns = ctx.namespace
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(ctx.depends_on))
-        stateful = pulumi.ResourceOptions(
-            parent=self, depends_on=list(ctx.depends_on), protect=ctx.protect, retain_on_delete=ctx.protect
-        )
+        child = ctx.options(self)
         svc = store.store_service(
             "database",
             s.image,
@@ -250,11 +247,11 @@ class Postgres(pulumi.ComponentResource):
             f"{name}-statefulset",
             metadata=workload.metadata("postgres", ns, ident.labels),
             spec=spec,
-            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(depends_on=[secret, config_map])),
+            opts=ctx.stateful_options(self, secret, config_map),
         )
 
         if s.backup.enabled:
-            self._backups(name, s, ctx, host, ident, child, stateful)
+            self._backups(name, s, ctx, host, ident)
 
         self.endpoint = DataEndpoint(
             name="postgres",
@@ -277,16 +274,15 @@ class Postgres(pulumi.ComponentResource):
         ctx: StoreContext,
         host: str,
         ident: workload.WorkloadIdentity,
-        child: pulumi.ResourceOptions,
-        stateful: pulumi.ResourceOptions,
     ) -> None:
         ns = ctx.namespace
+        child = ctx.options(self)
         labels = {**ident.labels, **self.backup_selector, "app.kubernetes.io/component": "backup"}
         k8s.core.v1.PersistentVolumeClaim(
             f"{name}-backups",
             metadata=workload.metadata(BACKUP_CLAIM, ns, labels),
             spec=store.claim_template(BACKUP_CLAIM, s.backup.storage)["spec"],
-            opts=stateful,
+            opts=ctx.stateful_options(self),
         )
         k8s.core.v1.ConfigMap(
             f"{name}-backup-script",

@@ -54,10 +54,7 @@ class Redis(pulumi.ComponentResource):
         super().__init__("support:data:Redis", name, None, opts)
         s, ctx = args.settings, args.context
         ns = ctx.namespace
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(ctx.depends_on))
-        stateful = pulumi.ResourceOptions(
-            parent=self, depends_on=list(ctx.depends_on), protect=ctx.protect, retain_on_delete=ctx.protect
-        )
+        child = ctx.options(self)
         svc = store.store_service(
             "cache",
             s.image,
@@ -130,7 +127,7 @@ class Redis(pulumi.ComponentResource):
             f"{name}-statefulset",
             metadata=workload.metadata("redis", ns, ident.labels),
             spec=spec,
-            opts=pulumi.ResourceOptions.merge(stateful, pulumi.ResourceOptions(depends_on=[secret, config_map])),
+            opts=ctx.stateful_options(self, secret, config_map),
         )
         self.endpoint = DataEndpoint(
             name="redis",

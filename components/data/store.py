@@ -51,6 +51,16 @@ class StoreContext:
     # Resources that must exist first (the namespace, the PriorityClass).
     depends_on: Sequence[pulumi.Resource] = ()
 
+    def options(self, parent: pulumi.Resource, *after: pulumi.Resource) -> pulumi.ResourceOptions:
+        """A store's child: after the tier's namespace and PriorityClass (and `after`)."""
+        return pulumi.ResourceOptions(parent=parent, depends_on=[*self.depends_on, *after])
+
+    def stateful_options(self, parent: pulumi.Resource, *after: pulumi.Resource) -> pulumi.ResourceOptions:
+        """What holds data: protected and kept on delete where the tier protects (production)."""
+        return pulumi.ResourceOptions(
+            parent=parent, depends_on=[*self.depends_on, *after], protect=self.protect, retain_on_delete=self.protect
+        )
+
 
 def store_service(
     component: str,
