@@ -149,30 +149,16 @@ class Chroma(pulumi.ComponentResource):
         k8s.batch.v1.CronJob(
             f"{name}-snapshot-cronjob",
             metadata={**metadata, "annotations": {NEEDS_KUBERNETES_API: snapshot_api_use()}},
-            spec={
-                "schedule": s.schedule,
-                "time_zone": s.time_zone,
-                # One snapshot run at a time; a run missed by more than an hour waits for the next slot.
-                "concurrency_policy": "Forbid",
-                "starting_deadline_seconds": 3600,
-                "successful_jobs_history_limit": 3,
-                "failed_jobs_history_limit": 3,
-                "job_template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        # A retry takes a new snapshot: once is enough, the next night tries again.
-                        "backoff_limit": 1,
-                        "active_deadline_seconds": s.wait_seconds + 300,
-                        "template": {
-                            "metadata": {
-                                "labels": labels,
-                                "annotations": {NEEDS_KUBERNETES_API: snapshot_api_use()},
-                            },
-                            "spec": snapshot_pod_spec(s, ctx.priority_class),
-                        },
-                    },
-                },
-            },
+            spec=store.cronjob_spec(
+                s.schedule,
+                s.time_zone,
+                labels,
+                snapshot_pod_spec(s, ctx.priority_class),
+                # A retry takes a new snapshot: once is enough, the next night tries again.
+                backoff_limit=1,
+                deadline_seconds=s.wait_seconds + 300,
+                pod_annotations={NEEDS_KUBERNETES_API: snapshot_api_use()},
+            ),
             opts=ctx.options(self, script),
         )
 

@@ -314,25 +314,13 @@ class Postgres(pulumi.ComponentResource):
         k8s.batch.v1.CronJob(
             f"{name}-backup-cronjob",
             metadata=workload.metadata(BACKUP_NAME, ns, labels),
-            spec={
-                "schedule": s.backup.schedule,
-                "time_zone": s.backup.time_zone,
-                # One dump at a time; a run missed by more than an hour waits for the next slot.
-                "concurrency_policy": "Forbid",
-                "starting_deadline_seconds": 3600,
-                "successful_jobs_history_limit": 3,
-                "failed_jobs_history_limit": 3,
-                "job_template": {
-                    "metadata": {"labels": labels},
-                    "spec": {
-                        "backoff_limit": 2,
-                        "active_deadline_seconds": s.migrations.timeout_seconds,
-                        "template": {
-                            "metadata": {"labels": labels},
-                            "spec": backup_pod_spec(s, backup_ident, host, ctx.priority_class),
-                        },
-                    },
-                },
-            },
+            spec=store.cronjob_spec(
+                s.backup.schedule,
+                s.backup.time_zone,
+                labels,
+                backup_pod_spec(s, backup_ident, host, ctx.priority_class),
+                backoff_limit=2,
+                deadline_seconds=s.migrations.timeout_seconds,
+            ),
             opts=child,
         )

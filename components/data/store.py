@@ -195,6 +195,38 @@ def store_policy_spec(
     }
 
 
+def cronjob_spec(
+    schedule: str,
+    time_zone: str,
+    labels: Mapping[str, str],
+    pod: dict[str, Any],
+    backoff_limit: int,
+    deadline_seconds: int,
+    pod_annotations: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """A scheduled maintenance run of the tier (backups, snapshots): one run at a time, and a run
+    missed by more than an hour waits for the next slot; the last three of each outcome are kept."""
+    template: dict[str, Any] = {"metadata": {"labels": dict(labels)}, "spec": pod}
+    if pod_annotations:
+        template["metadata"]["annotations"] = dict(pod_annotations)
+    return {
+        "schedule": schedule,
+        "time_zone": time_zone,
+        "concurrency_policy": "Forbid",
+        "starting_deadline_seconds": 3600,
+        "successful_jobs_history_limit": 3,
+        "failed_jobs_history_limit": 3,
+        "job_template": {
+            "metadata": {"labels": dict(labels)},
+            "spec": {
+                "backoff_limit": backoff_limit,
+                "active_deadline_seconds": deadline_seconds,
+                "template": template,
+            },
+        },
+    }
+
+
 def secret_data(values: Mapping[str, pulumi.Output[str]]) -> dict[str, pulumi.Output[str]]:
     # Secret again, whatever the source said: the data must never be stored in plaintext state.
     data: dict[str, pulumi.Output[str]] = {}
