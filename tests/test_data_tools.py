@@ -558,9 +558,14 @@ def backup_dir(postgres: Postgres, prefix: str) -> Path:
 
 
 def pg_backup(postgres: Postgres, *args: str | Path, **env: str) -> subprocess.CompletedProcess[str]:
-    """The script as the backup CronJob would run it: the service UID, libpq's environment."""
+    """The script as the backup CronJob would run it: the service UID, libpq's environment, and a copy
+    the service UID can read, as the pod's ConfigMap mount is (the clone may sit under a 0700 directory)."""
+    script = postgres.base / BACKUP_SCRIPT.name
+    if not script.exists():
+        shutil.copyfile(BACKUP_SCRIPT, script)
+        script.chmod(0o555)
     environment = postgres.env(**{"PGDATABASE": "app", **env})
-    return run(as_service(["sh", BACKUP_SCRIPT, *args]), env=environment, timeout=120)
+    return run(as_service(["sh", script, *args]), env=environment, timeout=120)
 
 
 def dumps(directory: Path) -> list[Path]:
