@@ -8,25 +8,20 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv test lint unit e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy clean
+.PHONY: help venv policies-venv test lint unit e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
 
 # The virtualenv Pulumi.yaml names (runtime option virtualenv: venv): the program, the tests and
-# the policy pack's dependencies, reinstalled when a requirements file changes.
-$(BIN)/.installed: requirements.txt requirements-dev.txt $(wildcard policies/requirements.txt)
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	touch $@
-
-venv: $(BIN)/.installed ## create or refresh the virtualenv
+# the policy pack's dependencies, rebuilt when a requirements file changes. scripts/stack.sh makes
+# the same calls, so no script depends on make having run.
+venv: ## create or refresh the virtualenv
+	@PYTHON=$(PYTHON) scripts/ensure-venv.sh $(VENV) requirements-dev.txt requirements.txt policies/requirements.txt
 
 # The policy pack's own virtualenv (PulumiPolicy.yaml: virtualenv venv), used when the CLI runs it.
-policies/venv/.installed: policies/requirements.txt
-	$(PYTHON) -m venv policies/venv
-	policies/venv/bin/pip install --quiet --disable-pip-version-check -r policies/requirements.txt
-	touch $@
+policies-venv:
+	@PYTHON=$(PYTHON) scripts/ensure-venv.sh policies/venv policies/requirements.txt
 
 lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), workflows, shell scripts
 	$(BIN)/ruff check .
@@ -39,11 +34,11 @@ lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), w
 unit: venv ## the pytest suite: mocks, settings, snapshots, policies (no cluster, no Pulumi CLI)
 	$(BIN)/python -m pytest -q -m "not engine"
 
-e2e: venv policies/venv/.installed ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
+e2e: venv policies-venv ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
 	scripts/engine/ensure-engine.sh >/dev/null
 	$(BIN)/python -m pytest -q -m "engine and not cluster" tests/e2e
 
-cluster-test: venv policies/venv/.installed ## the real CLI against a throwaway control plane it starts and stops (builds it on first use)
+cluster-test: venv policies-venv ## the real CLI against a throwaway control plane it starts and stops (builds it on first use)
 	@# Cold, the binaries take longer to build than a test may wait for a cluster to start.
 	scripts/cluster/ensure-cluster.sh >/dev/null
 	$(BIN)/python -m pytest -q -m cluster tests/e2e
@@ -56,10 +51,10 @@ cluster-down: ## stop that control plane; no process is left
 
 test: lint unit e2e cluster-test ## everything CI runs: lint, the unit suite, the engine suite, the cluster suite (builds what they need once)
 
-bench: venv policies/venv/.installed ## print median preview times of production (with/without the pack, floor) and a warm make up
+bench: venv policies-venv ## print median preview times of production (with/without the pack, floor) and a warm make up
 	$(BIN)/python scripts/bench.py
 
-images: venv policies/venv/.installed ## image-build engine tests: a private dockerd and registry (installs docker.io on first use)
+images: venv policies-venv ## image-build engine tests: a private dockerd and registry (installs docker.io on first use)
 	$(BIN)/python -m pytest -q -m images tests/e2e
 
 snapshot: venv ## accept the current per-stack snapshots after an intended change (review the diff)
@@ -68,13 +63,13 @@ snapshot: venv ## accept the current per-stack snapshots after an intended chang
 schema: venv ## regenerate schema/stack-config.schema.json from the settings model
 	$(BIN)/python scripts/export_schema.py
 
-up: venv policies/venv/.installed ## run the program on the dev stack: renders every manifest to rendered/dev
+up: venv policies-venv ## run the program on the dev stack: renders every manifest to rendered/dev
 	scripts/stack.sh up dev
 
-preview: venv policies/venv/.installed ## pulumi preview --diff of STACK=staging|production (no cluster needed)
+preview: venv policies-venv ## pulumi preview --diff of STACK=staging|production (no cluster needed)
 	scripts/stack.sh preview $(STACK)
 
-destroy: venv policies/venv/.installed ## destroy STACK (dev: empties rendered/dev)
+destroy: venv policies-venv ## destroy STACK (dev: empties rendered/dev)
 	scripts/stack.sh destroy $(STACK)
 
 clean: ## remove the virtualenv, caches and rendered manifests (not the Pulumi state)

@@ -15,6 +15,12 @@ case "$stack" in dev|staging|production) ;; *)
   echo "error: unknown stack '$stack'; use dev, staging or production" >&2; exit 2 ;;
 esac
 
+# The program and the policy pack run in their own virtualenvs (Pulumi.yaml, PulumiPolicy.yaml). The
+# CLI v3.259.0 waits forever, without a word, when the pack's one is missing (its policy proxy is never
+# told that the pack failed to start: pulumi/pulumi#24492), so both are made sure of first.
+scripts/ensure-venv.sh venv requirements-dev.txt requirements.txt policies/requirements.txt
+scripts/ensure-venv.sh policies/venv policies/requirements.txt
+
 export PULUMI_SKIP_UPDATE_CHECK=true
 # A pulumi on PATH is used as installed, with its own plugin resolution. Otherwise the pinned engine
 # is built from Go modules; its plugins are installed by version, so nothing may be downloaded and

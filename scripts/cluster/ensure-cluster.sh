@@ -22,9 +22,20 @@ ETCD_VERSION=v3.7.3
 ETCD_MODULE=go.etcd.io/etcd/server/v3
 KWOK_VERSION=v0.8.0
 KWOK_MODULE=sigs.k8s.io/kwok
+# Prebuilt pieces of the same pins (scripts/lib/pinned-build.sh): sha256 of each unpacked binary.
+KUBE_PIECES=(
+    kube-apiserver=kube-apiserver-v1.37.2-linux-amd64.xz=7c01ef3e14364be8573649fa6c68f822fc8ddee1d1f3f83d9e7487291a66834c
+    kube-controller-manager=kube-controller-manager-v1.37.2-linux-amd64.xz=3cfffdb3d5d9b3b2f0a094d546a54e303d72f4af6c4ba78fefadc61fdf13f0a2
+    kube-scheduler=kube-scheduler-v1.37.2-linux-amd64.xz=9308ce3aaeee3f0e9c3003c864782573a0530d24da64e228ce08a9d1da3a3d7c
+)
+ETCD_PIECES=(etcd=etcd-v3.7.3-linux-amd64.xz=07543a5a7cfe53198420a69b53f2a8460afa713eaf07bf92db42facbb75cf08f)
+KWOK_PIECES=(
+    kwok=kwok-v0.8.0-linux-amd64.xz=632d048e8b8381cc9867149fb269e1ce547cc0fb0d50ea5f7777b1d08223702b
+    kwokctl=kwokctl-v0.8.0-linux-amd64.xz=a470ff92e3013e67dc9644b0354fb695c129212e6fa912fde098250c59710f60
+)
 # ---- end pins ----
 # Bump when the build steps below change in a way that must invalidate built binaries.
-RECIPE_REVISION=1
+RECIPE_REVISION=2
 
 SCRIPT_PATH="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)/$(basename "${BASH_SOURCE[0]}")"
 CACHE_ROOT="${SUPPORT_PLATFORM_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/support-platform/cluster}"
@@ -67,14 +78,15 @@ for r in json.load(sys.stdin).get("Replace") or []:
 ' "$KUBE_STAGING_VERSION"
 }
 
-build_kube() {
-    local bins=("${KUBE_BINARIES[@]}") key w logf="$LOG_DIR/kubernetes.log"
-    need_kubectl && bins+=(kubectl)
+build_kube() { # component binaries...: the control-plane binaries, or kubectl alone
+    local name="$1" key w logf="$LOG_DIR/$1.log"
+    shift
+    local bins=("$@")
     key="$(component_key KUBE)"
-    is_fresh kubernetes "$key" "${bins[@]}" && return 0
+    is_fresh "$name" "$key" "${bins[@]}" && return 0
     log "building ${bins[*]} $KUBE_VERSION (log: $logf)"
     : >"$logf"
-    w="$(new_wrapper kubernetes)"
+    w="$(new_wrapper "$name")"
     (
         cd "$w" || exit 1
         local gomod replaces line pkgs=() b
@@ -101,7 +113,7 @@ build_kube() {
                 -o "out/$b" "$KUBE_MODULE/cmd/$b" || exit 1
         done
     ) || return 1
-    finish kubernetes "$key" "${bins[@]}"
+    finish "$name" "$key" "${bins[@]}"
 }
 
 build_etcd() {
@@ -137,11 +149,18 @@ build_kwok() {
 }
 
 all_fresh() {
-    local kube=("${KUBE_BINARIES[@]}")
-    need_kubectl && kube+=(kubectl)
-    is_fresh kubernetes "$(component_key KUBE)" "${kube[@]}" &&
+    is_fresh kubernetes "$(component_key KUBE)" "${KUBE_BINARIES[@]}" &&
+        { ! need_kubectl || is_fresh kubectl "$(component_key KUBE)" kubectl; } &&
         is_fresh etcd "$(component_key ETCD)" etcd &&
         is_fresh kwok "$(component_key KWOK)" kwok kwokctl
+}
+
+# A component from its prebuilt pieces when they are all there and check out, else built.
+piece_or_build() { # name key build_command... -- uses the NAME_PIECES array of the caller
+    local name="$1" key="$2" pieces_var="$3"
+    shift 3
+    local -n pieces="$pieces_var"
+    install_pieces "$name" "$key" "${pieces[@]}" || "$@"
 }
 
 main() {
@@ -153,9 +172,21 @@ main() {
             flock 9
         fi
         local failed=() t0=$SECONDS t
-        t=$SECONDS; build_etcd || failed+=(etcd); log "etcd: $((SECONDS - t))s"
-        t=$SECONDS; build_kwok || failed+=(kwok); log "kwok: $((SECONDS - t))s"
-        t=$SECONDS; build_kube || failed+=(kubernetes); log "kubernetes: $((SECONDS - t))s"
+        t=$SECONDS
+        is_fresh etcd "$(component_key ETCD)" etcd ||
+            piece_or_build etcd "$(component_key ETCD)" ETCD_PIECES build_etcd || failed+=(etcd)
+        log "etcd: $((SECONDS - t))s"
+        t=$SECONDS
+        is_fresh kwok "$(component_key KWOK)" kwok kwokctl ||
+            piece_or_build kwok "$(component_key KWOK)" KWOK_PIECES build_kwok || failed+=(kwok)
+        log "kwok: $((SECONDS - t))s"
+        t=$SECONDS
+        is_fresh kubernetes "$(component_key KUBE)" "${KUBE_BINARIES[@]}" ||
+            piece_or_build kubernetes "$(component_key KUBE)" KUBE_PIECES \
+                build_kube kubernetes "${KUBE_BINARIES[@]}" || failed+=(kubernetes)
+        # kubectl only when the machine has none: no piece of it, so it is built.
+        if need_kubectl; then build_kube kubectl kubectl || failed+=(kubectl); fi
+        log "kubernetes: $((SECONDS - t))s"
         log "build total: $((SECONDS - t0))s"
         if ((${#failed[@]})); then
             if grep -qs "403 Forbidden" "$LOG_DIR"/*.log; then

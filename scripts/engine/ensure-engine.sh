@@ -24,6 +24,8 @@ PULUMI_VERSION=v3.259.0
 PULUMI_CLI_MODULE=github.com/pulumi/pulumi/pkg/v3
 PULUMI_CLI_PACKAGE=github.com/pulumi/pulumi/pkg/v3/cmd/pulumi
 PULUMI_SDK_MODULE=github.com/pulumi/pulumi/sdk/v3
+PULUMI_CLI_PIECE=pulumi-v3.259.0-linux-amd64.xz
+PULUMI_CLI_SHA256=edad53d892352bdcc9011f979ba8c89f1e36e1de428cd97ece34dac21b45a8ca
 # pkg/v3's go.mod replaces clipboard with a fork; replaces only apply in the main module, so copy it.
 PULUMI_CLIPBOARD_REPLACE=github.com/atotto/clipboard=github.com/tgummerer/clipboard@v0.0.0-20241001131231-d02d263e614e
 # The Python language host is its own module without tags: pin the commit of tag v3.259.0.
@@ -37,6 +39,8 @@ PYTHON_HOST_SHA256=2c2529af464fe60d229a4cb15a2c57f79e85bfc35f999b44dbca7a165a61e
 K8S_VERSION=4.25.0
 K8S_MODULE=github.com/pulumi/pulumi-kubernetes/provider/v4
 K8S_REF=v4.0.0-20260115033456-f47bc2d6f199
+K8S_PIECE=pulumi-resource-kubernetes-v4.25.0-linux-amd64.xz
+K8S_SHA256=85ea02d5733f5f64a41f29e4d89a50d2526b48d6b41769bd164bde8c38a10dac
 RANDOM_VERSION=4.21.1
 RANDOM_MODULE=github.com/pulumi/pulumi-random/provider/v4
 RANDOM_REF=f2d8b029d0f7
@@ -270,34 +274,6 @@ GO
         "$w/go.mod"
 }
 
-# ---- prebuilt pieces ----
-piece_path() { # PIECE_FILE -> path if that piece is present
-    [[ -f "$PIECES_DIR/$1" ]] && printf '%s\n' "$PIECES_DIR/$1"
-}
-
-# Unpack one xz piece into bin, refusing it unless the unpacked binary has the pinned sha256.
-unpack_piece() { # piece_file sha256 binary_name
-    local src dest tmp actual
-    src="$(piece_path "$1")" || return 1
-    dest="$BIN_DIR/$3"
-    tmp="$(mktemp "$BIN_DIR/.$3.XXXXXX")"
-    if command -v xz >/dev/null 2>&1; then
-        xz -dc "$src" >"$tmp" || { rm -f "$tmp"; log "cannot unpack $src"; return 1; }
-    else
-        python3 -c 'import lzma, shutil, sys
-with lzma.open(sys.argv[1]) as s, open(sys.argv[2], "wb") as d: shutil.copyfileobj(s, d)' "$src" "$tmp" ||
-            { rm -f "$tmp"; log "cannot unpack $src"; return 1; }
-    fi
-    actual="$(sha256sum "$tmp" | cut -d' ' -f1)"
-    if [[ "$actual" != "$2" ]]; then
-        rm -f "$tmp"
-        log "sha256 mismatch for $src: got $actual, pinned $2; refusing it"
-        return 1
-    fi
-    chmod 0755 "$tmp"
-    mv -f "$tmp" "$dest"
-}
-
 install_python_host_piece() {
     local key
     key="$(component_key PYTHON_HOST)"
@@ -369,7 +345,12 @@ main() {
         fi
         local failed=() t0=$SECONDS t
         if ((own)); then
-            t=$SECONDS; build_cli || failed+=(cli); log "cli: $((SECONDS - t))s"
+            t=$SECONDS
+            if ! is_fresh cli "$(component_key)" pulumi; then
+                install_pieces cli "$(component_key)" "pulumi=$PULUMI_CLI_PIECE=$PULUMI_CLI_SHA256" ||
+                    build_cli || failed+=(cli)
+            fi
+            log "cli: $((SECONDS - t))s"
             t=$SECONDS
             if piece_path "$PYTHON_HOST_PIECE" >/dev/null; then
                 install_python_host_piece || failed+=(python-host)
@@ -379,7 +360,11 @@ main() {
             log "python-host: $((SECONDS - t))s"
         fi
         t=$SECONDS
-        build_provider kubernetes "$K8S_VERSION" "$K8S_MODULE" "$K8S_REF" K8S || failed+=(kubernetes)
+        if ! is_fresh kubernetes "$(component_key K8S)" pulumi-resource-kubernetes; then
+            install_pieces kubernetes "$(component_key K8S)" \
+                "pulumi-resource-kubernetes=$K8S_PIECE=$K8S_SHA256" ||
+                build_provider kubernetes "$K8S_VERSION" "$K8S_MODULE" "$K8S_REF" K8S || failed+=(kubernetes)
+        fi
         log "kubernetes: $((SECONDS - t))s"
         t=$SECONDS
         if piece_path "$RANDOM_PIECE" >/dev/null; then
