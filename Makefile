@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv policies-venv test lint unit e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy clean
+.PHONY: help venv policies-venv test lint unit integration e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -31,8 +31,11 @@ lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), w
 	scripts/system-deps.sh shellcheck=shellcheck
 	shellcheck scripts/*.sh scripts/*/*.sh components/data/files/*.sh .ci/run
 
-unit: venv ## the pytest suite: mocks, settings, snapshots, policies (no cluster, no Pulumi CLI)
-	$(BIN)/python -m pytest -q -m "not engine"
+unit: venv ## the fast loop: mocks, settings, snapshots, policies (no process started, no Pulumi CLI)
+	$(BIN)/python -m pytest -q -m "not engine and not integration"
+
+integration: venv ## tests that start real processes: PostgreSQL, Redis, promtool/amtool, the analyzer, CRD checks
+	$(BIN)/python -m pytest -q -m "integration and not engine"
 
 e2e: venv policies-venv ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
 	scripts/engine/ensure-engine.sh >/dev/null
@@ -49,7 +52,7 @@ cluster: ## start a throwaway control plane (kwok) to look around with kubectl; 
 cluster-down: ## stop that control plane; no process is left
 	@scripts/cluster.sh down
 
-test: lint unit e2e cluster-test ## everything CI runs: lint, the unit suite, the engine suite, the cluster suite (builds what they need once)
+test: lint unit integration e2e cluster-test ## everything CI runs: lint, unit, integration, engine and cluster suites (builds what they need once)
 
 bench: venv policies-venv ## print median preview times of production (with/without the pack, floor) and a warm make up
 	$(BIN)/python scripts/bench.py

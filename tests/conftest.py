@@ -7,10 +7,23 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# Properties: CI never flips a coin (the same examples every run, no example database carried from
+# run to run, so a red run is about the change it tested); a laptop keeps exploring new examples and
+# remembers the failing ones. A failure found either way becomes an explicit @example in the test.
+# Loaded here, before any test module builds its own `settings(...)`, which inherit from it.
+settings.register_profile(
+    "ci", derandomize=True, database=None, deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile("explore", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile(
+    os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if os.environ.get("CI", "").lower() in ("1", "true") else "explore")
+)
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import pickle
 import runpy
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,9 @@ import pulumi
 import yaml
 from google.protobuf import json_format
 from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import resource as pulumi_resource_runtime
 from pulumi.runtime import rpc
+from pulumi.runtime.proto import source_pb2
 
 from components.config import deep_merge
 
@@ -220,11 +223,55 @@ def run_program(
     preview: bool = False,
     previous_outputs: Mapping[str, Any] | None = None,
 ) -> ProgramRun:
-    """Run __main__.py for `stack` under mocks; an error is returned, not raised, with what was registered."""
+    """Run __main__.py for `stack` under mocks; an error is returned, not raised, with what was registered.
+
+    One cache for the whole session: the same (stack, config, secret keys, preview, previous
+    outputs) runs the program once, whichever module asks. Each caller gets its own copy, so a test
+    that mutates what it got cannot leak into another.
+    """
     if config is None:
         config, secret_keys = stack_config(stack)
-    mocks = RecordingMocks(previous_outputs)
+    key = json.dumps(
+        [stack, config, sorted(secret_keys or []), preview, previous_outputs], sort_keys=True, default=repr
+    )
+    run = _RUNS.get(key)
+    if run is None:
+        run = execute_program(stack, config, secret_keys, preview, previous_outputs)
+        _RUNS[key] = run
+    return _private_copy(run)
+
+
+_RUNS: dict[str, ProgramRun] = {}
+
+
+def _no_stack_trace() -> source_pb2.StackTrace:
+    return source_pb2.StackTrace()
+
+
+def _private_copy(run: ProgramRun) -> ProgramRun:
+    try:
+        copied: ProgramRun = pickle.loads(pickle.dumps(run))  # noqa: S301 - our own objects, this process
+    except (pickle.PicklingError, TypeError, AttributeError):
+        copied = copy.deepcopy(run)
+    return copied
+
+
+def execute_program(
+    stack: str,
+    config: dict[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    preview: bool = False,
+    previous_outputs: Mapping[str, Any] | None = None,
+    mocks: RecordingMocks | None = None,
+) -> ProgramRun:
+    """Run the program now, uncached; `mocks` replaces the recording mocks (to watch its calls)."""
+    if config is None:
+        config, secret_keys = stack_config(stack)
+    mocks = mocks if mocks is not None else RecordingMocks(previous_outputs)
     monitor = RecordingMonitor(mocks)
+    # The SDK walks the Python stack at every registration to tell the engine where the resource
+    # was declared; nothing here reads it, and it is a sixth of a run's time.
+    pulumi_resource_runtime._get_stack_trace = _no_stack_trace
     # A fresh root stack per run, or one run's exports would show up in the next.
     pulumi.runtime.settings.ROOT.set(None)
     pulumi.runtime.set_mocks(mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)

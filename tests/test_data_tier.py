@@ -8,7 +8,6 @@ import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pulumi
 import pytest
@@ -25,10 +24,10 @@ from tests.harness import (
     STACKS,
     ProgramRun,
     RecordedResource,
+    execute_program,
     mock_password,
     overlay,
     raw_stack_value,
-    run_program,
     stack_config,
     walk_strings,
 )
@@ -76,11 +75,9 @@ def run_data(
     secret_keys: list[str] | None = None,
     mocks: DataMocks | None = None,
 ) -> tuple[ProgramRun, DataMocks]:
-    """harness.run_program with DataMocks in place of the harness' mocks (it builds them by name)."""
+    """The program with DataMocks in place of the harness' mocks (uncached: the calls are the point)."""
     used = mocks if mocks is not None else DataMocks()
-    with mock.patch.object(harness, "RecordingMocks", lambda _previous=None: used):
-        result = run_program(stack, config, secret_keys)
-    return result, used
+    return execute_program(stack, config, secret_keys, mocks=used), used
 
 
 @functools.cache

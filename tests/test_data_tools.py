@@ -33,6 +33,9 @@ from components.data.conf import (
 )
 from components.data.postgres import ROLE_SYNC_HOOK
 
+# Starts real processes (servers, the analyzer): `make integration`, not the fast loop.
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[1]
 BACKUP_SCRIPT = ROOT / "components" / "data" / "files" / "pg-backup.sh"
 SERVICE_UID = 10001  # runAsUser, runAsGroup and fsGroup of the data tier's pods

@@ -188,6 +188,7 @@ def test_per_client_rate_limit(case: tuple[str, str, ProgramRun]) -> None:
     assert rule["limit"] == {"requests": 600, "unit": "Minute"}
 
 
+@pytest.mark.integration
 def test_custom_resources_validate_against_their_published_crds(case: tuple[str, str, ProgramRun]) -> None:
     _, _, run = case
     objects = edge_objects(run)
@@ -241,6 +242,7 @@ def test_a_stack_without_hosts_has_no_edge() -> None:
     assert edge_objects(run) == {}
 
 
+@pytest.mark.integration
 def test_edge_settings_change_what_is_emitted() -> None:
     run = run_with_edge(
         "staging",
@@ -266,6 +268,7 @@ def test_edge_settings_change_what_is_emitted() -> None:
     assert validation_errors(objects["edge-rate-limit"].inputs) == []
 
 
+@pytest.mark.integration
 def test_schema_validation_catches_a_wrong_field_and_a_wrong_type() -> None:
     route = copy.deepcopy(edge_objects(edge_run("production", "gateway"))["edge-https-route"].inputs)
     route["spec"]["rules"][0]["timeout"] = "300s"

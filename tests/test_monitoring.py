@@ -222,6 +222,7 @@ def test_rules_configmap_holds_the_generated_rule_files(program: ProgramRun) -> 
     assert {k: yaml.safe_load(v) for k, v in data.items()} == expected
 
 
+@pytest.mark.integration
 def test_the_programs_prometheus_config_passes_promtool(program: ProgramRun, tmp_path: Path) -> None:
     config = prometheus_yaml(program)
     for name, text in obj(program, "ConfigMap", "prometheus-rules").inputs["data"].items():
@@ -232,6 +233,7 @@ def test_the_programs_prometheus_config_passes_promtool(program: ProgramRun, tmp
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
+@pytest.mark.integration
 def test_alertmanager_config_is_a_secret_that_amtool_accepts(program: ProgramRun, tmp_path: Path) -> None:
     secret = obj(program, "Secret", "alertmanager-config")
     assert secret.secret_paths == {"stringData"}
@@ -536,6 +538,7 @@ def test_kubelet_volume_stats_add_a_cluster_role_and_a_scrape_job_through_the_ap
     assert mandatory(run_pack(result.resources, stack)) == []
 
 
+@pytest.mark.integration
 def test_the_kubelet_scrape_job_passes_promtool(tmp_path: Path) -> None:
     config = prometheus_yaml(kubelet_run("production"))
     # promtool checks that the token file exists; in the pod it is the mounted service account token.

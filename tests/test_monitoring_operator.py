@@ -46,6 +46,7 @@ def test_no_bundled_servers_and_no_monitoring_namespace(program: ProgramRun) -> 
     assert {r.inputs["metadata"]["name"] for r in program.k8s("Deployment")} == {"api", "web"}
 
 
+@pytest.mark.integration
 def test_custom_resources_carry_the_selector_labels_and_match_the_published_crds(program: ProgramRun) -> None:
     # ServiceMonitors: the api's and the data tier's two exporters.
     kinds = {"ServiceMonitor": 3, "PrometheusRule": 1, "AlertmanagerConfig": 1}
@@ -76,6 +77,7 @@ def test_service_monitor_selects_the_declared_metrics_endpoint(program: ProgramR
         assert service.inputs["metadata"]["labels"].items() >= exporter["selector"]["matchLabels"].items()
 
 
+@pytest.mark.integration
 def test_prometheus_rule_holds_the_generated_rules_and_promtool_accepts_them(
     program: ProgramRun, tmp_path: Path
 ) -> None:
@@ -131,6 +133,7 @@ def test_policy_pack_accepts_operator_mode(program: ProgramRun) -> None:
     assert violations == [], format_violations(violations)
 
 
+@pytest.mark.integration
 def test_operator_mode_crd_check_catches_a_bad_field(program: ProgramRun) -> None:
     monitor = custom(program, "ServiceMonitor")[0]
     broken = json.loads(json.dumps(monitor.inputs))

@@ -129,6 +129,7 @@ def test_slo_becomes_recording_rules_per_window_and_burn_alerts() -> None:
     assert 'ratio_rate1h{slo="errors"} > 0.144' in burn[("ErrorsErrorBudgetBurn", "critical")]
 
 
+@pytest.mark.integration
 def test_promtool_check_rules(tmp_path: Path) -> None:
     names = write_rules(tmp_path, rule_files(SETTINGS, NAMESPACES))
     proc = run(tool("promtool"), "check", "rules", *names, cwd=tmp_path)
@@ -148,6 +149,7 @@ def test_metric_name_check_catches_an_unknown_metric() -> None:
     assert "http_request_total" not in exposed_metric_names()
 
 
+@pytest.mark.integration
 def test_promtool_check_config(tmp_path: Path) -> None:
     write_rules(tmp_path, rule_files(SETTINGS, NAMESPACES))
     endpoints = [
@@ -246,6 +248,7 @@ def rules_directory(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("kind", ["alerts", "burn rates"])
 def test_promtool_test_rules(rules_directory: Path, kind: str) -> None:
     tests = alert_tests() if kind == "alerts" else burn_tests()
@@ -273,6 +276,7 @@ def write_alertmanager(directory: Path, secrets: dict[str, str | None]) -> Path:
     return path
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("webhook", ["https://hooks.example.com/T000/alerts", None], ids=["webhook", "unset-dev"])
 def test_amtool_check_config(tmp_path: Path, webhook: str | None) -> None:
     path = write_alertmanager(tmp_path, {"alertWebhookUrl": webhook})
@@ -281,6 +285,7 @@ def test_amtool_check_config(tmp_path: Path, webhook: str | None) -> None:
     assert "SUCCESS" in proc.stdout
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
@@ -344,6 +349,7 @@ def test_dashboards_cover_the_overview_postgres_redis_and_slo() -> None:
             assert len(set(ref_ids)) == len(ref_ids) and all(ref_ids), panel["title"]
 
 
+@pytest.mark.integration
 def test_every_dashboard_query_parses_with_promtool(tmp_path: Path) -> None:
     # Each query as a recording rule: `promtool check rules` runs Prometheus' parser over it.
     rules = [{"record": f"dashboard:query{i}", "expr": q} for i, (_, q) in enumerate(dashboard_queries())]

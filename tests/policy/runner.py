@@ -22,8 +22,9 @@ provider" shows up exactly as it would in a real preview.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +33,7 @@ from pulumi.runtime import proto
 from pulumi_policy import EnforcementLevel, Policy
 from pulumi_policy.policy import _PolicyAnalyzerServicer
 
-from support_policies import PACK_NAME, all_policies
+from support_policies import PACK_NAME, all_policies, shared_decoding
 from support_policies.data_secrets import COMPONENT_TYPES
 
 from .pack_config import PolicyConfig, load_stack_config, reconcile
@@ -81,14 +82,17 @@ def run_pack(
     stack: str,
     *,
     raw_config: Mapping[str, Any] | None = None,
+    only: Collection[str] = (),
 ) -> list[Violation]:
     """Every violation the pack reports for `records` under `policies/config/<stack>.json`.
 
     `raw_config` replaces the file's content (same format), for what-if tests of a config change.
+    `only` runs just the named policies (with their own config), for a test about one rule.
     """
-    pack = all_policies()
-    config = load_stack_config(stack, pack) if raw_config is None else reconcile(pack, raw_config)
-    servicer = _servicer(pack, config)
+    if raw_config is None:
+        servicer = _configured_servicer(stack, tuple(sorted(only)))
+    else:
+        servicer = _servicer(_selected(only), reconcile(all_policies(), raw_config))
     names = {str(r.urn): str(r.name) for r in records}
     violations: list[Violation] = []
     for record in records:
@@ -98,6 +102,22 @@ def run_pack(
     response = servicer.AnalyzeStack(stack_request, None)
     violations += _violations(response.diagnostics, names, default_urn="")
     return violations
+
+
+def _selected(only: Collection[str]) -> list[Policy]:
+    pack = all_policies()
+    if not only:
+        return pack
+    unknown = set(only) - {p.name for p in pack}
+    if unknown:
+        raise ValueError(f"no such policies: {sorted(unknown)}")
+    return [p for p in pack if p.name in only]
+
+
+@functools.cache
+def _configured_servicer(stack: str, only: tuple[str, ...]) -> Any:
+    # The servicer holds nothing between calls but its configuration: one per (stack, selection).
+    return _servicer(_selected(only), load_stack_config(stack, all_policies()))
 
 
 def mandatory(violations: Iterable[Violation]) -> list[Violation]:
@@ -112,6 +132,9 @@ def format_violations(violations: Iterable[Violation]) -> str:
 
 
 def _servicer(policies: list[Policy], config: Mapping[str, PolicyConfig]) -> Any:
+    shared_decoding.install()  # as policies/__main__.py does: the engine runs the pack that way
+    selected = {p.name for p in policies}
+    config = {name: entry for name, entry in config.items() if name in selected}
     servicer: Any = _PolicyAnalyzerServicer(
         PACK_NAME, PACK_VERSION, policies, EnforcementLevel.MANDATORY, None, None, None, None,
         None, None, None,

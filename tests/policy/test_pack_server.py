@@ -25,6 +25,9 @@ from .fixtures import EXPLICIT_PROVIDER_URN, with_container, workload
 from .fixtures import container as make_container
 from .pack_config import load_stack_config
 
+# Starts real processes (servers, the analyzer): `make integration`, not the fast loop.
+pytestmark = pytest.mark.integration
+
 START_TIMEOUT_SECONDS = 60
 
 
