@@ -57,15 +57,21 @@ class _JsonFormat(ModuleType):
         return getattr(_json_format, name)
 
 
-_installed = False
+# The analyzer module's own decoding names, kept so that `uninstall()` can put them back.
+_NAMES = ("json_format", "deserialize_properties", "unknown_checking_proxy")
+_ORIGINALS: dict[str, Any] = {name: getattr(analyzer, name) for name in _NAMES}
 
 
 def install() -> None:
-    """Idempotent: the pack's entry point and the test runner both call it."""
-    global _installed  # noqa: PLW0603 - one process-wide switch
-    if _installed:
+    """Idempotent: importing the pack calls it (support_policies/__init__.py)."""
+    if isinstance(getattr(analyzer, "json_format"), _JsonFormat):  # noqa: B009 - checked as an attribute
         return
-    analyzer.json_format = _JsonFormat()  # type: ignore[assignment]
-    analyzer.deserialize_properties = _IdentityCache(analyzer.deserialize_properties)  # type: ignore[assignment]
-    analyzer.unknown_checking_proxy = _IdentityCache(analyzer.unknown_checking_proxy)  # type: ignore[assignment]
-    _installed = True
+    setattr(analyzer, "json_format", _JsonFormat())  # noqa: B010 - replacing a module global
+    setattr(analyzer, "deserialize_properties", _IdentityCache(_ORIGINALS["deserialize_properties"]))  # noqa: B010
+    setattr(analyzer, "unknown_checking_proxy", _IdentityCache(_ORIGINALS["unknown_checking_proxy"]))  # noqa: B010
+
+
+def uninstall() -> None:
+    """The SDK's own per-policy decoding again (for the tests that compare the two)."""
+    for name, original in _ORIGINALS.items():
+        setattr(analyzer, name, original)
