@@ -4,18 +4,22 @@
 
 Side by side, in one run, the median wall time of:
 - `pulumi preview` of production with the policy pack (what a pull request waits for);
-- the same preview without the pack (the pack's cost is the difference);
+- the same preview with a trivial one-policy pack (what any pack costs: starting its process);
+- the same preview without a pack;
 - the preview of an empty program that loads the same providers (the engine's floor);
 - `make up` on dev when everything is installed and nothing changed (the inner loop).
-Everything runs on a copy of the project with its own file backend in a temporary directory.
+Then the per-resource figures the goals are stated in: the program's cost over the floor per
+resource (goal: the preview without a pack within 15 % of floor + 10 ms x resources) and the pack's
+cost over the trivial pack, in all and per policy x resource (goal: at most 0.4 s).
+Everything runs on a private copy of the project (scripts/project_copy.py) with its own file backend.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import json
 import os
-import shutil
 import statistics
 import subprocess
 import sys
@@ -25,18 +29,16 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = (
-    "Pulumi.yaml",
-    "Pulumi.dev.yaml",
-    "Pulumi.production.yaml",
-    "__main__.py",
-    "Makefile",
-    "requirements.txt",
-    "requirements-dev.txt",
-)
-PROJECT_DIRS = ("components", "policies", "scripts")
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from scripts.project_copy import copy_sources  # noqa: E402 - needs the project root on sys.path
+
 # Benchmark stand-ins for the external secrets production requires.
 BENCH_SECRETS = {"llmApiKey": "sk-bench-not-a-secret", "alertWebhookUrl": "https://hooks.example.test/bench"}
+ENGINE_MS_PER_RESOURCE = 10  # the engine's own marginal cost, measured by growing a program (issue #16)
+PREVIEW_SLACK = 0.15
+PACK_BUDGET_S = 0.4
 
 EMPTY_PROGRAM = '''"""The floor: the providers the platform loads, and nothing else."""
 import pulumi
@@ -46,6 +48,16 @@ import pulumi_random as random
 k8s.Provider("k8s", context="support-production", enable_server_side_apply=True)
 random.RandomPassword("probe", length=24, special=False)
 pulumi.export("ok", True)
+'''
+
+TRIVIAL_PACK = '''"""A pack of one policy that looks at nothing: the cost of having a pack at all."""
+from pulumi_policy import EnforcementLevel, PolicyPack, ResourceValidationPolicy
+
+PolicyPack(
+    name="bench-trivial",
+    enforcement_level=EnforcementLevel.ADVISORY,
+    policies=[ResourceValidationPolicy(name="nothing", description="Looks at nothing.", validate=lambda a, r: None)],
+)
 '''
 
 
@@ -59,13 +71,9 @@ def engine_bin() -> str:
 def copy_project(scratch: Path) -> Path:
     root = scratch / "project"
     root.mkdir()
-    for name in PROJECT_FILES:
-        shutil.copy2(ROOT / name, root / name)
-    for name in PROJECT_DIRS:
-        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("venv", "__pycache__"))
+    copy_sources(root)
     (root / "venv").symlink_to(ROOT / "venv")
     (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
-    # The Makefile's stamps: the venvs exist already, so `make up` goes straight to the engine.
     return root
 
 
@@ -80,19 +88,48 @@ def empty_project(scratch: Path) -> Path:
     return root
 
 
-def timed(command: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None) -> float:
-    start = time.perf_counter()
+def trivial_pack(scratch: Path) -> Path:
+    root = scratch / "trivial-pack"
+    root.mkdir()
+    (root / "PulumiPolicy.yaml").write_text(
+        "description: bench\nruntime:\n  name: python\n  options:\n    virtualenv: venv\nversion: 0.0.1\n"
+    )
+    (root / "__main__.py").write_text(TRIVIAL_PACK)
+    (root / "venv").symlink_to(ROOT / "policies" / "venv")
+    return root
+
+
+def run(command: list[str], cwd: Path, env: dict[str, str], stdin: str | None = None) -> str:
     proc = subprocess.run(command, cwd=cwd, env=env, input=stdin, capture_output=True, text=True, check=False)  # noqa: S603
-    elapsed = time.perf_counter() - start
     if proc.returncode != 0:
         sys.exit(f"bench: {' '.join(command)} failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
-    return elapsed
+    return proc.stdout
+
+
+def timed(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    run(command, cwd, env)
+    return time.perf_counter() - start
 
 
 def median_of(runs: int, action: Callable[[], float]) -> tuple[float, list[float]]:
     action()  # warm-up: plugin caches, Python bytecode, the pack's first start
     samples = [action() for _ in range(runs)]
     return statistics.median(samples), samples
+
+
+def preview_steps(stack_sh: str, project: Path, env: dict[str, str]) -> int:
+    """Resources the production preview registers (its steps, the stack itself apart)."""
+    preview = [stack_sh, "run", "production", "preview", "--json", "--stack", "production"]
+    document = json.loads(run(preview, project, env))
+    return sum(1 for step in document.get("steps", []) if step.get("type") != "pulumi:pulumi:Stack")
+
+
+def policy_count() -> int:
+    sys.path.insert(0, str(ROOT / "policies"))
+    from support_policies import all_policies  # noqa: PLC0415 - the pack's own package, found only here
+
+    return len(all_policies())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -103,7 +140,7 @@ def main(argv: list[str] | None = None) -> int:
     bin_dir = engine_bin()
     with tempfile.TemporaryDirectory(prefix="support-bench-") as tmp:
         scratch = Path(tmp)
-        project, floor = copy_project(scratch), empty_project(scratch)
+        project, floor, trivial = copy_project(scratch), empty_project(scratch), trivial_pack(scratch)
         (scratch / "state").mkdir()
         env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_") and k != "KUBECONFIG"}
         env.update(
@@ -120,34 +157,49 @@ def main(argv: list[str] | None = None) -> int:
         stack_sh = str(project / "scripts" / "stack.sh")
         for key, value in BENCH_SECRETS.items():
             cmd = [stack_sh, "run", "production", "config", "set", "--secret", key, "--stack", "production"]
-            timed(cmd, project, env, stdin=value)
-        timed(["pulumi", "stack", "init", "bench", "--secrets-provider", "passphrase"], floor, env)
+            run(cmd, project, env, stdin=value)
+        run(["pulumi", "stack", "init", "bench", "--secrets-provider", "passphrase"], floor, env)
+        resources = preview_steps(stack_sh, project, env)
 
+        no_pack = [stack_sh, "run", "production", "preview", "--stack", "production"]
         cases: list[tuple[str, list[str], Path]] = [
             ("preview production, policy pack", [stack_sh, "preview", "production"], project),
-            (
-                "preview production, no pack",
-                [stack_sh, "run", "production", "preview", "--diff", "--stack", "production"],
-                project,
-            ),
+            ("preview production, trivial pack", [*no_pack, "--policy-pack", str(trivial)], project),
+            ("preview production, no pack", no_pack, project),
             ("preview empty program (floor)", ["pulumi", "preview", "--stack", "bench"], floor),
         ]
-        results: list[tuple[str, float, list[float]]] = []
+        results: dict[str, tuple[float, list[float]]] = {}
         for label, command, cwd in cases:
-            median, samples = median_of(args.runs, functools.partial(timed, command, cwd, env))
-            results.append((label, median, samples))
-        timed([stack_sh, "up", "dev"], project, env)  # the first up creates; make up warm changes nothing
-        median, samples = median_of(args.runs, lambda: timed(["make", "--no-print-directory", "up"], project, env))
-        results.append(("make up (dev, warm, no change)", median, samples))
+            results[label] = median_of(args.runs, functools.partial(timed, command, cwd, env))
+        run([stack_sh, "up", "dev"], project, env)  # the first up creates; a warm make up changes nothing
+        up = median_of(args.runs, lambda: timed(["make", "--no-print-directory", "up"], project, env))
+        results["make up (dev, warm, no change)"] = up
 
-    floor_time = results[2][1]
+    floor_s = results["preview empty program (floor)"][0]
     print(f"\nmedian of {args.runs} runs after one warm-up ({os.cpu_count()} cores)")
     print(f"{'case':<36} {'median s':>9} {'x floor':>8}   samples")
-    for label, median, samples in results:
+    for label, (median, samples) in results.items():
         shown = " ".join(f"{s:.2f}" for s in samples)
-        print(f"{label:<36} {median:>9.2f} {median / floor_time:>8.2f}   {shown}")
-    with_pack, without_pack = results[0][1], results[1][1]
-    print(f"\npolicy pack cost: {with_pack - without_pack:+.2f} s ({with_pack / without_pack:.2f}x the preview)")
+        print(f"{label:<36} {median:>9.2f} {median / floor_s:>8.2f}   {shown}")
+
+    policies = policy_count()
+    with_pack = results["preview production, policy pack"][0]
+    trivial_s = results["preview production, trivial pack"][0]
+    without = results["preview production, no pack"][0]
+    target = floor_s + ENGINE_MS_PER_RESOURCE / 1000 * resources
+    pack_cost = with_pack - trivial_s
+    print(f"\nproduction preview: {resources} resources, {policies} policies")
+    print(
+        f"program over the floor: {(without - floor_s) * 1000 / resources:.1f} ms a resource; "
+        f"preview without a pack {without:.2f} s vs floor + {ENGINE_MS_PER_RESOURCE} ms x resources = {target:.2f} s "
+        f"({without / target - 1:+.0%}, goal within {PREVIEW_SLACK:.0%})"
+    )
+    print(
+        f"policy pack over a trivial pack: {pack_cost:+.2f} s "
+        f"({pack_cost * 1e6 / (policies * resources):.0f} us a policy x resource; goal at most {PACK_BUDGET_S} s); "
+        f"any pack at all: {trivial_s - without:+.2f} s"
+    )
+    print(f"make up (dev, warm): {results['make up (dev, warm, no change)'][0]:.2f} s (goal at most 5 s)")
     return 0
 
 

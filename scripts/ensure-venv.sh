@@ -21,6 +21,12 @@ command -v "$python" >/dev/null 2>&1 || {
 want=$({ "$python" -c 'import sys; print(sys.version)'; cat "$@"; } | sha256sum | cut -d' ' -f1)
 [[ -f "$dir/.installed" && "$(cat "$dir/.installed")" == "$want" && -x "$dir/bin/python" ]] && exit 0
 
+if [[ -L "$dir" ]]; then
+    # A link to another checkout's virtualenv (the suites' project copies): never rebuild that one.
+    echo "error: $dir links to $(readlink -f "$dir"), which was not built from these requirement files;" \
+        "run make venv policies-venv in the checkout it belongs to" >&2
+    exit 1
+fi
 mkdir -p "$(dirname "$dir")"
 exec 9>"$dir.lock"
 if command -v flock >/dev/null 2>&1; then flock 9; fi

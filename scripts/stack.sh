@@ -94,8 +94,12 @@ select=(stack select "$stack" --create)
 pulumi "${select[@]}" >/dev/null
 
 policy=(--policy-pack "$root/policies" --policy-pack-config "$root/policies/config/$stack.json")
+# dev renders files and reaches no cluster: a preview before its update would run the program and the
+# pack twice to learn nothing the update does not print (the pack still judges every step).
+up_options=()
+[ "$stack" = dev ] && up_options+=(--skip-preview)
 case "$action" in
-  up)      pulumi up --yes --stack "$stack" "${policy[@]}" "$@" ;;
+  up)      pulumi up --yes "${up_options[@]}" --stack "$stack" "${policy[@]}" "$@" ;;
   preview) pulumi preview --diff --stack "$stack" "${policy[@]}" "$@" ;;
   # --event-log (policy findings are not in the JSON digest) exists only with debug commands on.
   preview-json) PULUMI_DEBUG_COMMANDS=true pulumi preview --json --stack "$stack" "${policy[@]}" "$@" ;;
@@ -107,7 +111,10 @@ case "$action" in
 esac
 
 if [ "$action" = up ] && [ "$stack" = dev ]; then
-  rendered=$(pulumi stack output renderDirectory --stack dev)
+  # Where the stack file says it renders (settings require target.renderDirectory in render mode);
+  # read here rather than by another CLI start.
+  rendered=$(venv/bin/python -c 'import sys, yaml
+print(yaml.safe_load(open(sys.argv[1]))["config"]["support-platform:target"]["renderDirectory"])' Pulumi.dev.yaml)
   chmod -R go-rwx "$rendered"  # files rendered before umask 077 was set here
   count=$(find "$rendered" -name '*.yaml' | wc -l)
   echo "rendered $count manifests to $root/$rendered"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import lzma
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -63,16 +64,71 @@ def test_a_piece_whose_sha256_differs_is_refused_and_not_installed(env: dict[str
     assert list(bin_dir.iterdir()) == []
 
 
+PIECE_SCRIPTS = (
+    SCRIPT,
+    ROOT / "scripts" / "cluster" / "ensure-cluster.sh",
+    ROOT / "scripts" / "go-tool.sh",
+)
+
+
+def pinned_pieces() -> dict[str, str]:
+    """piece file -> sha256, as the scripts pin them (NAME_PIECE=/NAME_SHA256= pairs, bin=piece=sha triples,
+    piece=/piece_sha256= pairs)."""
+    pins: dict[str, str] = {}
+    for script in PIECE_SCRIPTS:
+        text = script.read_text()
+        for piece, sha in re.findall(r"=([\w.-]+\.xz)=([0-9a-f]{64})", text):
+            pins[piece] = sha
+        for name, piece in re.findall(r"^\s*(\w*?)_?PIECE=([\w.-]+\.xz)$", text, re.MULTILINE):
+            sha = re.search(rf"^\s*{name}_SHA256=([0-9a-f]{{64}})$", text, re.MULTILINE)
+            assert sha, f"{script.name}: {piece} has no sha256"
+            pins[piece] = sha.group(1)
+        for piece, sha in re.findall(r"piece=([\w.-]+\.xz)\s+piece_sha256=([0-9a-f]{64})", text):
+            pins[piece] = sha
+    return pins
+
+
+def test_every_heavy_binary_has_a_pinned_piece() -> None:
+    pieces = pinned_pieces()
+    for binary in (
+        "pulumi-v3.259.0",
+        "pulumi-language-python-v3.259.0",
+        "pulumi-resource-kubernetes-v4.25.0",
+        "pulumi-resource-random-v4.21.1",
+        "pulumi-resource-docker-v5.1.0",
+        "kube-apiserver-v1.37.2",
+        "kube-controller-manager-v1.37.2",
+        "kube-scheduler-v1.37.2",
+        "etcd-v3.7.3",
+        "kwok-v0.8.0",
+        "kwokctl-v0.8.0",
+        "promtool-v0.305.0",
+        "amtool-v0.28.1",
+    ):
+        assert f"{binary}-linux-amd64.xz" in pieces, binary
+
+
 def test_pinned_pieces_match_the_shared_engine_readme() -> None:
     readme = ROOT.parent / "shared" / "engine" / "README.md"
     if not readme.exists():
         pytest.skip("no shared/engine beside the project")
-    text = readme.read_text()
-    script = SCRIPT.read_text()
-    for key in ("PYTHON_HOST", "RANDOM", "DOCKER"):
-        piece = next(line.split("=", 1)[1] for line in script.splitlines() if line.startswith(f"{key}_PIECE="))
-        sha = next(line.split("=", 1)[1] for line in script.splitlines() if line.startswith(f"{key}_SHA256="))
-        assert f"`{piece}`" in text and sha in text, key
+    rows = dict(re.findall(r"^\| `([\w.-]+\.xz)` \|.*\| `([0-9a-f]{64})` \|$", readme.read_text(), re.MULTILINE))
+    assert pinned_pieces() == {piece: sha for piece, sha in rows.items() if piece in pinned_pieces()}
+    assert set(pinned_pieces()) == set(rows)
+
+
+def test_a_component_comes_from_pieces_only_when_all_of_them_check_out(env: dict[str, str]) -> None:
+    pieces = Path(env["SUPPORT_PLATFORM_ENGINE_PIECES"])
+    good = write_piece(pieces, "a.xz", b"#!/bin/sh\necho a\n")
+    write_piece(pieces, "b.xz", b"tampered")
+    proc = bash(f'install_pieces both key1 "a=a.xz={good}" "b=b.xz={"0" * 64}"; echo "$STAMP_DIR"', env)
+    assert proc.returncode != 0
+    assert "sha256 mismatch" in proc.stderr
+    missing = bash(f'install_pieces gone key1 "a=a.xz={good}" "c=c.xz={good}" || echo refused', env)
+    assert missing.stdout.strip() == "refused" and "unpacking" not in missing.stderr
+    ok = bash(f'install_pieces single key1 "a=a.xz={good}"; cat "$STAMP_DIR/single"; ls "$BIN_DIR"', env)
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stdout.split() == ["key1", "a"]
 
 
 def test_without_pulumi_go_or_pieces_it_says_what_is_missing_and_how_to_install(

@@ -22,17 +22,10 @@ import pytest
 import yaml
 
 from scripts import rollback
+from scripts.project_copy import copy_sources
 from tests.harness import TEST_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = (
-    "Pulumi.yaml",
-    "__main__.py",
-    "requirements.txt",
-    "requirements-dev.txt",
-)
-STACK_FILES = ("Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml")
-PROJECT_DIRS = ("components", "policies", "scripts")
 PASSPHRASE = "e2e-test-passphrase"
 
 
@@ -94,44 +87,13 @@ class Project:
         return rollback.numbered(json.loads(out))
 
 
-def _git(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False)  # noqa: S607
-
-
-def project_sources() -> list[str]:
-    """The project's files as the suites see them: what git tracks plus new files not ignored, so a
-    checkout's local state (.pulumi-state/, rendered/, virtualenvs, caches) never reaches a test."""
-    listed = _git("ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *PROJECT_FILES, *PROJECT_DIRS)
-    if listed.returncode != 0:  # not a git checkout (an unpacked archive): the tree is the source
-        return [
-            str(p.relative_to(ROOT))
-            for name in (*PROJECT_FILES, *PROJECT_DIRS)
-            for p in ([ROOT / name] if (ROOT / name).is_file() else sorted((ROOT / name).rglob("*")))
-            if p.is_file() and "venv" not in p.relative_to(ROOT).parts and "__pycache__" not in p.parts
-        ]
-    return sorted(name for name in listed.stdout.split("\0") if name and (ROOT / name).is_file())
-
-
-def stack_file_text(name: str) -> str:
-    """A stack file as git's index holds it: `pulumi` itself writes an encryption salt and encrypted
-    values into the working copy when someone runs a stack with their own passphrase; those must not
-    make the suites fail with "incorrect passphrase". Stage a stack-file change to test it."""
-    staged = _git("show", f":{name}")
-    return staged.stdout if staged.returncode == 0 else (ROOT / name).read_text()
-
-
 def copy_project(base: Path, engine_bin: Path, *, pack_virtualenv: bool = True) -> Project:
     """A private copy of the project under `base`, with its own file backend in base/state.
 
     `pack_virtualenv=False` leaves out the policy pack's virtualenv, as on a fresh clone."""
     root = base / "project"
     root.mkdir()
-    for name in project_sources():
-        target = root / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(ROOT / name, target)
-    for name in STACK_FILES:
-        (root / name).write_text(stack_file_text(name))
+    copy_sources(root)
     # The program and the policy pack run in the project's own virtualenv.
     (root / "venv").symlink_to(ROOT / "venv")
     if pack_virtualenv and (ROOT / "policies" / "venv").exists():
