@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv policies-venv test lint unit integration e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy clean
+.PHONY: help venv policies-venv test lint unit integration e2e cluster-test cluster cluster-down images bench figures snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -54,8 +54,11 @@ cluster-down: ## stop that control plane; no process is left
 
 test: lint unit integration e2e cluster-test ## everything CI runs: lint, unit, integration, engine and cluster suites (builds what they need once)
 
-bench: venv policies-venv ## print median preview times of production (with/without the pack, floor) and a warm make up
+bench: venv policies-venv ## print median preview times of production (pack, trivial pack, none, floor), per-resource costs, a warm make up
 	$(BIN)/python scripts/bench.py
+
+figures: venv ## measure CI cold and warm, make unit and make bench, into docs/performance.md (takes long)
+	$(BIN)/python scripts/figures.py --cold --warm --unit --bench --write docs/performance.md
 
 images: venv policies-venv ## image-build engine tests: a private dockerd and registry (installs docker.io on first use)
 	$(BIN)/python -m pytest -q -m images tests/e2e
