@@ -155,13 +155,6 @@ all_fresh() {
         is_fresh kwok "$(component_key KWOK)" kwok kwokctl
 }
 
-# A component from its prebuilt pieces when they are all there and check out, else built.
-piece_or_build() { # name key build_command... -- uses the NAME_PIECES array of the caller
-    local name="$1" key="$2" pieces_var="$3"
-    shift 3
-    local -n pieces="$pieces_var"
-    install_pieces "$name" "$key" "${pieces[@]}" || "$@"
-}
 
 main() {
     if ! all_fresh; then
@@ -174,16 +167,16 @@ main() {
         local failed=() t0=$SECONDS t
         t=$SECONDS
         is_fresh etcd "$(component_key ETCD)" etcd ||
-            piece_or_build etcd "$(component_key ETCD)" ETCD_PIECES build_etcd || failed+=(etcd)
+            install_pieces etcd "$(component_key ETCD)" "${ETCD_PIECES[@]}" || build_etcd || failed+=(etcd)
         log "etcd: $((SECONDS - t))s"
         t=$SECONDS
         is_fresh kwok "$(component_key KWOK)" kwok kwokctl ||
-            piece_or_build kwok "$(component_key KWOK)" KWOK_PIECES build_kwok || failed+=(kwok)
+            install_pieces kwok "$(component_key KWOK)" "${KWOK_PIECES[@]}" || build_kwok || failed+=(kwok)
         log "kwok: $((SECONDS - t))s"
         t=$SECONDS
         is_fresh kubernetes "$(component_key KUBE)" "${KUBE_BINARIES[@]}" ||
-            piece_or_build kubernetes "$(component_key KUBE)" KUBE_PIECES \
-                build_kube kubernetes "${KUBE_BINARIES[@]}" || failed+=(kubernetes)
+            install_pieces kubernetes "$(component_key KUBE)" "${KUBE_PIECES[@]}" ||
+            build_kube kubernetes "${KUBE_BINARIES[@]}" || failed+=(kubernetes)
         # kubectl only when the machine has none: no piece of it, so it is built.
         if need_kubectl; then build_kube kubectl kubectl || failed+=(kubectl); fi
         log "kubernetes: $((SECONDS - t))s"
