@@ -11,7 +11,6 @@ from pydantic import (
     ValidationError,
 )
 
-from components.config.app import _with_service_defaults
 from components.config.base import (
     ENVIRONMENTS,
     EXTERNAL_SECRET_KEYS,
@@ -20,6 +19,7 @@ from components.config.base import (
     STRUCTURED_KEYS,
     deep_merge,
 )
+from components.config.builtin_services import _with_service_defaults
 from components.config.data import EXTERNAL_STORE_SECRETS, DataSettings
 from components.config.stack import Settings
 
