@@ -120,7 +120,7 @@ class _Strict(BaseModel):
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
-        # The string under a field is its description: in the JSON schema and the README reference.
+        # The string under a field is its description: in the JSON schema and docs/configuration.md.
         use_attribute_docstrings=True,
     )
 

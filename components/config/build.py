@@ -37,7 +37,7 @@ class BuildSettings(_Strict):
     args: dict[Annotated[str, _check(_BUILD_ARG, "build argument name", "PYTHON_VERSION")], str] = {}
     """Build arguments (ARG); never secrets: their values are readable in the image's history."""
     revision: Annotated[str, _check(_REVISION, "source revision", "4f53cda")] | None = None
-    """org.opencontainers.image.revision; default: the last git commit that touched the context (see README)."""
+    """org.opencontainers.image.revision; default: the last git commit that touched the context (docs/images.md)."""
     source: Annotated[str, _check(_SOURCE_URL, "source URL", "https://github.com/acme/support-api")] | None = None
     """org.opencontainers.image.source: URL of the source repository."""
     registry_username: str | None = None

@@ -49,7 +49,7 @@ class SettingsError(Exception):
         super().__init__(
             f"stack '{stack}' has {len(problems)} configuration problem(s); nothing was deployed:\n{lines}\n"
             f"Fix them in Pulumi.{stack}.yaml (or with `pulumi config set`); the keys and defaults are in "
-            "the README's configuration reference and schema/stack-config.schema.json."
+            "docs/configuration.md and schema/stack-config.schema.json."
         )
 
 
