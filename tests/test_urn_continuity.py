@@ -120,7 +120,9 @@ def aliased_as(name: str, own: str, spec: dict[str, Any], names: dict[str, str])
 
 def current(stack: str, aliases: dict[str, list[dict[str, Any]]]) -> tuple[set[str], dict[str, str]]:
     """This tree's resources as the engine names them, and each alias' old name -> the new name."""
-    run = harness.run_program(stack)
+    # Uncached: the aliases are recorded while the program runs (harness.execute_program where the
+    # harness caches its runs).
+    run = getattr(harness, "execute_program", harness.run_program)(stack)
     assert run.error is None, run.error
     names = qualified(run.resources)
     aliased = {}
