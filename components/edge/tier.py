@@ -11,7 +11,7 @@ from components.config import EdgeSettings
 from components.contracts import Backend
 from components.edge.manifests import edge_manifests
 from components.kit.context import TierContext
-from components.kit.objects import Manifest, register
+from components.kit.objects import CUSTOM_RESOURCE, Manifest, register
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class Edge(pulumi.ComponentResource):
         for logical, manifest in described.items():
             if manifest["kind"] == "Ingress":
                 fields = {"metadata": manifest["metadata"], "spec": manifest["spec"]}
+                manifests.append(Manifest(logical, "Ingress", fields))
             else:
                 fields = {
                     "api_version": manifest["apiVersion"],
@@ -43,7 +44,7 @@ class Edge(pulumi.ComponentResource):
                     "metadata": manifest["metadata"],
                     "spec": manifest["spec"],
                 }
-            manifests.append(Manifest(logical, manifest["kind"] if manifest["kind"] == "Ingress" else "custom", fields))
+                manifests.append(Manifest(logical, CUSTOM_RESOURCE, fields))
         register(manifests, self, ctx)
         self.hosts = list(args.settings.hosts)
         self.register_outputs({"hosts": self.hosts})

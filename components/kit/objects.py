@@ -43,14 +43,18 @@ KINDS: dict[str, Any] = {
 }
 
 
+# The kind of a Manifest that is a custom resource (its fields name its own apiVersion and kind).
+CUSTOM_RESOURCE = "CustomResource"
+
+
 @dataclass(frozen=True)
 class Manifest:
     """One object to register: its logical (state) name, kind and arguments."""
 
     logical: str
     kind: str
-    # The resource's arguments in the SDK's snake_case (metadata=..., spec=...); custom resources
-    # (a kind KINDS does not know) give api_version, kind, metadata and spec in the API's camelCase.
+    # The resource's arguments in the SDK's snake_case (metadata=..., spec=...); a CUSTOM_RESOURCE
+    # gives api_version, kind, metadata and spec in the API's camelCase.
     fields: Mapping[str, Any]
     # Holds data: protected and kept on delete where the tier protects.
     stateful: bool = False
@@ -77,7 +81,7 @@ def register(
             aliases=list(manifest.aliases) or None,
             custom_timeouts=manifest.custom_timeouts,
         )
-        if manifest.kind in KINDS:
+        if manifest.kind != CUSTOM_RESOURCE:
             resource = KINDS[manifest.kind](manifest.logical, **manifest.fields, opts=opts)
         else:
             # Custom resources: their CRDs come with the cluster's installations (gateway,
