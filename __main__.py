@@ -4,10 +4,10 @@ import os
 
 import pulumi
 
+from components.app.image_build import docker_daemon_problem
 from components.config import SettingsError, data_shape
-from components.image import docker_daemon_problem
 from components.platform import Platform, PlatformArgs
-from components.stack_config import check_data_changes, previous_data_shape, read_stack_config
+from components.runtime_config import check_data_changes, previous_data_shape, read_stack_config
 
 stack = pulumi.get_stack()
 project_dir = os.path.dirname(os.path.abspath(__file__))

@@ -1,40 +1,33 @@
-"""The whole platform for one stack: composition only, no Kubernetes specs of its own."""
+"""The whole platform for one stack: composition only.
+
+It creates the providers, decides each tier's context from settings, and hands one tier's
+contracts (components/contracts.py) to the next: endpoints and backups from the data tier to the
+app tier, clients from the app tier to the data tier, metrics endpoints to monitoring, backends
+to the edge. No Kubernetes spec and no default is decided here.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
-from components.app_tier import AppTier, AppTierArgs
-from components.config import DATA_STORES, Settings
-from components.data.data_tier import DataTier, DataTierArgs, priority_class_name
-from components.data.migration import MigrationPlan, PreMigrationBackup, migration_name, migration_selector
-from components.data.store import Client
-from components.edge import Backend, Edge, EdgeArgs
-from components.labels import selector_labels
-from components.monitoring.monitoring import Monitoring, MonitoringArgs, service_endpoints
-from components.namespace import PlatformNamespace, PlatformNamespaceArgs
-from components.secrets import Credentials, CredentialsArgs, credential_values
+from components.app import tier as app_tier
+from components.app.tier import AppTier, AppTierArgs
+from components.config import Settings
+from components.contracts import ExternalSecrets, MigrationPlan
+from components.credentials import Credentials, CredentialsArgs, credential_values
+from components.data.data_tier import DataTier, DataTierArgs
+from components.edge.tier import Edge, EdgeArgs
+from components.kit.context import TierContext
+from components.kit.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.monitoring.tier import Monitoring, MonitoringArgs, metrics_scraper
 
 PLATFORM_VERSION = "0.1.0"
-
-
-@dataclass(frozen=True)
-class ExternalSecrets:
-    """Secret config values (Pulumi secret Outputs); None where unset, which settings allow only in dev."""
-
-    llm_api_key: pulumi.Output[str] | None = None
-    alert_webhook_url: pulumi.Output[str] | None = None
-    registry_password: pulumi.Output[str] | None = None
-    # External stores' credentials: postgresPassword, redisPassword, chromaToken.
-    postgres_password: pulumi.Output[str] | None = None
-    redis_password: pulumi.Output[str] | None = None
-    chroma_token: pulumi.Output[str] | None = None
 
 
 @dataclass(frozen=True)
@@ -56,54 +49,6 @@ def kubernetes_provider(name: str, args: PlatformArgs, opts: pulumi.ResourceOpti
     return k8s.Provider(name, context=target.context, kubeconfig=target.kubeconfig, opts=opts)
 
 
-def data_clients(settings: Settings, instance: str) -> dict[str, list[Client]]:
-    """Per store, the pods declared to connect to it: services by `connectsTo`, and the migration
-    Job of the service that runs migrations. Only these reach a store."""
-    app_ns = settings.namespaces.app
-    clients: dict[str, list[Client]] = {store: [] for store in DATA_STORES}
-    for name, svc in settings.app.enabled_services().items():
-        for target in svc.connects_to:
-            if target in clients:
-                clients[target].append(Client(name, app_ns, selector_labels(name, instance)))
-    migrations = settings.data.postgres.migrations
-    if settings.data.postgres.mode != "disabled" and migrations.enabled:
-        name = migration_name(migrations.service)
-        clients["postgres"].append(Client(name, app_ns, migration_selector(migrations.service, instance)))
-    return clients
-
-
-def metrics_scraper(settings: Settings, instance: str) -> dict[str, str] | None:
-    """The pods allowed to scrape the app's metrics ports: the bundled Prometheus, or none."""
-    if settings.monitoring.mode == "bundled":
-        return selector_labels("prometheus", instance)
-    if settings.monitoring.mode == "operator":
-        return dict(settings.monitoring.operator.prometheus_pod_labels)
-    return None
-
-
-def migration_plans(settings: Settings, data: DataTier) -> dict[str, MigrationPlan]:
-    """The migration of the configured service, with a backup first where settings ask for one
-    (default: production) and PostgreSQL runs in-cluster (a managed service keeps its own)."""
-    pg = settings.data.postgres
-    if pg.mode == "disabled" or not pg.migrations.enabled:
-        return {}
-    backup_first = pg.migrations.backup_first
-    if backup_first is None:
-        backup_first = settings.environment == "production"
-    backup = None
-    if backup_first and pg.mode == "in-cluster" and data.namespace and data.backup_selector:
-        backup = PreMigrationBackup(data.namespace, priority_class_name(settings.data), data.backup_selector)
-    plan = MigrationPlan(
-        command=pg.migrations.command,
-        timeout_seconds=pg.migrations.timeout_seconds,
-        postgres=pg,
-        endpoint=data.endpoints["postgres"],
-        backup=backup,
-        depends_on=[data],
-    )
-    return {pg.migrations.service: plan}
-
-
 class Platform(pulumi.ComponentResource):
     app_namespace: pulumi.Output[str]
     service_hosts: dict[str, pulumi.Output[str]]
@@ -120,7 +65,8 @@ class Platform(pulumi.ComponentResource):
         self.docker: docker.Provider | None = docker.Provider(f"{name}-docker", opts=own) if settings.builds() else None
         # Handed down to every descendant: no resource can fall back to an ambient kubeconfig.
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.kubernetes, "random": self.random})
-        instance = f"{name}-{args.stack}"
+        platform = TierContext(instance=f"{name}-{args.stack}", version=PLATFORM_VERSION, network=settings.network)
+        app_ns = settings.namespaces.app
 
         credentials = Credentials(
             "credentials",
@@ -134,26 +80,17 @@ class Platform(pulumi.ComponentResource):
             opts=child,
         )
         app_namespace = PlatformNamespace(
-            "app",
-            PlatformNamespaceArgs(
-                name=settings.namespaces.app,
-                instance=instance,
-                component="app",
-                version=PLATFORM_VERSION,
-                network=settings.network,
-            ),
-            opts=child,
+            "app", PlatformNamespaceArgs(name=app_ns, component="app", context=platform), opts=child
         )
-        protect = settings.data.protect if settings.data.protect is not None else settings.environment == "production"
-        scraper = metrics_scraper(settings, instance)
+        in_app_namespace = platform.waiting_for(app_namespace.namespace)
+        scraper = metrics_scraper(settings.monitoring, platform.instance)
+        migrations = settings.data.postgres.migrations if settings.runs_migrations() else None
         data = DataTier(
             "data",
             DataTierArgs(
                 settings=settings.data,
-                instance=instance,
-                version=PLATFORM_VERSION,
-                network=settings.network,
-                clients=data_clients(settings, instance),
+                context=replace(platform, protect=settings.protects_data()),
+                clients=app_tier.declared_clients(settings.app, migrations, app_ns, platform.instance),
                 passwords={"postgres": credentials.generated["postgres"], "redis": credentials.generated["redis"]},
                 external_credentials={
                     "postgres": args.external.postgres_password,
@@ -161,40 +98,44 @@ class Platform(pulumi.ComponentResource):
                     "chroma": args.external.chroma_token,
                 },
                 scraper=scraper,
-                protect=protect,
                 api_server_cidr=settings.monitoring.api_server_cidr,
             ),
             opts=child,
         )
+        plans = {}
+        if migrations is not None:
+            plans[migrations.service] = MigrationPlan(
+                command=migrations.command,
+                timeout_seconds=migrations.timeout_seconds,
+                endpoint=data.endpoints["postgres"],
+                # A managed PostgreSQL (no in-cluster backups) keeps its own.
+                backups=data.backups if settings.backs_up_before_migration() else None,
+                depends_on=[data],
+            )
         app = AppTier(
             "app",
             AppTierArgs(
                 settings=settings.app,
-                namespace=settings.namespaces.app,
-                instance=instance,
-                network=settings.network,
+                namespace=app_ns,
+                context=in_app_namespace,
                 edge_namespace=settings.edge.proxy_namespace,
                 endpoints=data.endpoints,
                 credentials=credential_values(credentials, data.endpoints),
                 registry_password=args.external.registry_password,
                 docker_provider=self.docker,
                 project_dir=args.project_dir,
-                namespace_resource=app_namespace.namespace,
                 metrics_scraper=scraper,
-                migrations=migration_plans(settings, data),
+                migrations=plans,
             ),
             opts=child,
         )
-        exposed = {n: svc for n, svc in settings.app.enabled_services().items() if svc.expose}
         edge = Edge(
             "edge",
             EdgeArgs(
                 settings=settings.edge,
-                namespace=settings.namespaces.app,
-                instance=instance,
-                version=PLATFORM_VERSION,
-                backends={n: Backend(service=n, port=svc.http_port) for n, svc in exposed.items()},
-                depends_on=[app_namespace.namespace],
+                namespace=app_ns,
+                context=in_app_namespace,
+                backends=app_tier.backends(settings.app),
             ),
             opts=child,
         )
@@ -203,20 +144,15 @@ class Platform(pulumi.ComponentResource):
             "monitoring",
             MonitoringArgs(
                 settings=settings.monitoring,
-                network=settings.network,
-                instance=instance,
-                version=PLATFORM_VERSION,
+                context=replace(in_app_namespace, protect=settings.protects_monitoring()).waiting_for(
+                    *([data.namespace_resource] if data.namespace_resource else [])
+                ),
                 environment=settings.environment,
-                endpoints=[
-                    *service_endpoints(settings.app.enabled_services(), settings.namespaces.app),
-                    *data.metrics,
-                ],
-                platform_namespaces=[settings.namespaces.app, *data_namespaces],
-                app_namespace=settings.namespaces.app,
+                endpoints=[*app_tier.metrics_endpoints(settings.app, app_ns), *data.metrics],
+                platform_namespaces=[app_ns, *data_namespaces],
+                app_namespace=app_ns,
                 grafana_admin_password=credentials.generated["grafana-admin"],
                 receiver_secrets={"alertWebhookUrl": args.external.alert_webhook_url},
-                protect=settings.environment == "production",
-                depends_on=[app_namespace.namespace, *([data.namespace_resource] if data.namespace_resource else [])],
             ),
             opts=child,
         )

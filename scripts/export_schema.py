@@ -2,8 +2,8 @@
 
 - schema/stack-config.schema.json: editors that read the `yaml-language-server: $schema=` line of
   each Pulumi.<stack>.yaml complete and validate stack config as it is typed.
-- The configuration reference in README.md (between the config-reference markers): every key,
-  its type, default, per-stack value and description.
+- The configuration reference in docs/configuration.md (between the config-reference markers): every
+  key, its type, default, per-stack value and description.
 Tests fail when either is stale.
 """
 
@@ -27,6 +27,7 @@ from pydantic_core import PydanticUndefined  # noqa: E402
 
 from components.config import (  # noqa: E402 - needs the project on sys.path
     EXTERNAL_SECRET_KEYS,
+    EXTERNAL_STORE_SECRETS,
     PROJECT,
     REQUIRED_OUTSIDE_DEV,
     Settings,
@@ -34,7 +35,7 @@ from components.config import (  # noqa: E402 - needs the project on sys.path
 )
 
 SCHEMA_PATH = ROOT / "schema" / "stack-config.schema.json"
-README_PATH = ROOT / "README.md"
+REFERENCE_PATH = ROOT / "docs" / "configuration.md"
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 STACKS = ("dev", "staging", "production")
 
@@ -165,15 +166,21 @@ def render_reference() -> str:
         "| key | required | what |",
         "|---|---|---|",
     ]
+    external_stores = {key: store for store, key in EXTERNAL_STORE_SECRETS.items()}
     for key, what in EXTERNAL_SECRET_KEYS.items():
-        required = "staging, production" if key in REQUIRED_OUTSIDE_DEV else "when a build sets registryUsername"
+        if key in REQUIRED_OUTSIDE_DEV:
+            required = "staging, production"
+        elif key in external_stores:
+            required = f"when data.{external_stores[key]}.mode is external"
+        else:
+            required = "when a build sets registryUsername"
         lines.append(f"| `{key}` | {required} | {what} |")
     lines += ["", END]
     return "\n".join(lines)
 
 
-def readme_with_reference(readme: str) -> str:
-    before, _, rest = readme.partition(START)
+def document_with_reference(document: str) -> str:
+    before, _, rest = document.partition(START)
     _, _, after = rest.partition(END)
     return before + render_reference() + after
 
@@ -181,5 +188,5 @@ def readme_with_reference(readme: str) -> str:
 if __name__ == "__main__":
     SCHEMA_PATH.parent.mkdir(exist_ok=True)
     SCHEMA_PATH.write_text(render())
-    README_PATH.write_text(readme_with_reference(README_PATH.read_text()))
-    print(f"wrote {SCHEMA_PATH.relative_to(ROOT)} and the reference in {README_PATH.name}")
+    REFERENCE_PATH.write_text(document_with_reference(REFERENCE_PATH.read_text()))
+    print(f"wrote {SCHEMA_PATH.relative_to(ROOT)} and the reference in {REFERENCE_PATH.relative_to(ROOT)}")

@@ -12,7 +12,7 @@ import pulumi
 import pytest
 
 from components.config import DataSettings, data_shape, immutable_changes
-from components.stack_config import READ_STACK_OUTPUTS
+from components.runtime_config import READ_STACK_OUTPUTS
 from tests.harness import PROJECT, ProgramRun, overlay, raw_stack_value, stack_config
 from tests.test_data_tier import EXTERNAL_PG, DataMocks, run_data
 

@@ -13,11 +13,12 @@ import pulumi
 import pytest
 import yaml
 
+from components.app.migration import release_hash
 from components.config import DataSettings, data_shape
-from components.data.migration import backup_label, release_hash
+from components.data.backups import backup_label
 from components.data.postgres import ROLE_SYNC_HOOK
 from components.labels import CHECKSUM_ANNOTATION, DATA_NAMESPACE_LABEL
-from components.stack_config import READ_STACK_OUTPUTS
+from components.runtime_config import READ_STACK_OUTPUTS
 from tests import harness
 from tests.harness import (
     ROOT,

@@ -1,5 +1,5 @@
 """The data tier's configs and tools on the real servers: PostgreSQL and Redis load what
-components/data/conf.py renders, and components/data/files/pg-backup.sh backs up, verifies and
+components/data/server_config.py renders, and components/data/files/pg-backup.sh backs up, verifies and
 restore-checks a real database. Servers run as the pods' unprivileged UID on 127.0.0.1, in volumes laid
 out the way Kubernetes mounts a PVC with fsGroup; Debian packages are installed on first use."""
 
@@ -24,14 +24,14 @@ from typing import Any
 
 import pytest
 
-from components.data.conf import (
+from components.config import quantity_bytes
+from components.data.postgres import ROLE_SYNC_HOOK
+from components.data.server_config import (
     pg_hba_conf,
     postgresql_conf,
-    quantity_bytes,
     redis_auth_conf,
     redis_conf,
 )
-from components.data.postgres import ROLE_SYNC_HOOK
 
 # Starts real processes (servers, the analyzer): `make integration`, not the fast loop.
 pytestmark = pytest.mark.integration
@@ -373,7 +373,7 @@ def initdb(bindir: Path, base: Path, pgdata: Path, password: str) -> subprocess.
 @pytest.fixture(scope="module")
 def postgres(pg_bin: Path) -> Iterator[Postgres]:
     """initdb and the server as SERVICE_UID: PGDATA a subdirectory of an fsGroup volume, the config and
-    pg_hba.conf rendered by components/data/conf.py read from a read-only "ConfigMap" directory."""
+    pg_hba.conf rendered by components/data/server_config.py read from a read-only "ConfigMap" directory."""
     base = short_tmpdir("pgt-")
     proc: subprocess.Popen[bytes] | None = None
     try:

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from components.app.image_build import LABEL_STAGE, labelled_dockerfile, source_revision
 from components.config import BuildSettings
-from components.image import LABEL_STAGE, labelled_dockerfile, source_revision
 from tests.harness import ROOT, TEST_SECRETS, ProgramRun, overlay, raw_stack_value, run_program, stack_config
 
 FIXTURE = "tests/fixtures/api-image"

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from components.config import MonitoringSettings
-from components.monitoring.metrics import OPTIONAL_SOURCES, sources_of
 from components.monitoring.rules import platform_alerts, rule_files
+from tests.exposed_metrics import OPTIONAL_SOURCES, sources_of
 from tests.harness import (
     ROOT,
     STACKS,

@@ -13,10 +13,10 @@ import pytest
 import yaml
 
 from components.config import MonitoringSettings
+from components.contracts import MetricsEndpoint
 from components.monitoring.alertmanager_config import alertmanager_config
 from components.monitoring.dashboards import dashboards, queries
-from components.monitoring.metrics import exposed_metric_names
-from components.monitoring.prometheus_config import MetricsEndpoint, prometheus_config
+from components.monitoring.prometheus_config import prometheus_config
 from components.monitoring.rules import (
     BURN_ALERTS,
     SLO_WINDOWS,
@@ -26,6 +26,7 @@ from components.monitoring.rules import (
     slo_alerts,
     slo_recording_rules,
 )
+from tests.exposed_metrics import exposed_metric_names
 from tests.harness import ROOT
 from tests.monitoring_cases import ALERT_CASES, APP, APP_LABELS, BURN_CASES, latency, requests
 from tests.promql_names import metric_names

@@ -18,7 +18,7 @@ from components.config import (
     load_settings,
     memory_bytes,
 )
-from scripts.export_schema import README_PATH, SCHEMA_PATH, readme_with_reference, render
+from scripts.export_schema import REFERENCE_PATH, SCHEMA_PATH, document_with_reference, render
 from tests.harness import ROOT, STACKS, overlay
 
 RENDER = {"mode": "render", "renderDirectory": "rendered/dev"}
@@ -189,10 +189,10 @@ def test_committed_schema_is_current() -> None:
     assert SCHEMA_PATH.read_text() == render(), "schema is stale: run `make schema`"
 
 
-def test_readme_configuration_reference_is_current() -> None:
-    readme = README_PATH.read_text()
-    assert "| `app.services.<name>.image` |" in readme
-    assert readme == readme_with_reference(readme), "README reference is stale: run `make schema`"
+def test_configuration_reference_is_current() -> None:
+    reference = REFERENCE_PATH.read_text()
+    assert "| `app.services.<name>.image` |" in reference
+    assert reference == document_with_reference(reference), "docs/configuration.md is stale: run `make schema`"
 
 
 @pytest.mark.parametrize("stack", STACKS)

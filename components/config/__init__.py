@@ -11,11 +11,9 @@ and error report in ``loading``; this package exports them all, so callers impor
 from __future__ import annotations
 
 from components.config.app import (
-    BUILTIN_SERVICES,
     AppDefaults,
     AppSettings,
     AutoscalingSettings,
-    BuildSettings,
     ProbeSettings,
     ProbesSettings,
     ResourceAmounts,
@@ -44,13 +42,14 @@ from components.config.base import (
     MemoryQuantity,
     Port,
     PortName,
-    cpu_millicores,
     deep_merge,
-    memory_bytes,
 )
+from components.config.build import BuildSettings
+from components.config.builtin_services import BUILTIN_SERVICES
 from components.config.data import (
     DATA_STORES,
     EXTERNAL_STORE_SECRETS,
+    PG_FIXED,
     BackupSettings,
     ChromaSettings,
     DataImage,
@@ -59,6 +58,7 @@ from components.config.data import (
     ExternalSettings,
     MigrationSettings,
     PostgresSettings,
+    RedisEvictionPolicy,
     RedisSettings,
     SnapshotSettings,
     StorageSettings,
@@ -101,6 +101,7 @@ from components.config.monitoring import (
     ThresholdSettings,
 )
 from components.config.network import DnsSettings, LlmEgressSettings, NetworkSettings
+from components.config.quantity import cpu_millicores, memory_bytes, parse_quantity, quantity_bytes
 from components.config.stack import NamespaceSettings, SecretsSettings, Settings, TargetSettings
 
 __all__ = [
@@ -114,6 +115,7 @@ __all__ = [
     "EXTERNAL_CONNECTIONS",
     "EXTERNAL_SECRET_KEYS",
     "EXTERNAL_STORE_SECRETS",
+    "PG_FIXED",
     "PROJECT",
     "REQUIRED_OUTSIDE_DEV",
     "STRUCTURED_KEYS",
@@ -169,6 +171,7 @@ __all__ = [
     "ReceiverSecret",
     "ReceiverSettings",
     "ReceiversSettings",
+    "RedisEvictionPolicy",
     "RedisSettings",
     "ResourceAmounts",
     "ResourceLimits",
@@ -192,6 +195,8 @@ __all__ = [
     "immutable_changes",
     "load_settings",
     "memory_bytes",
+    "parse_quantity",
+    "quantity_bytes",
     "stack_config_schema",
     "storage_bytes",
 ]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Mapping
 from typing import Annotated, Any
 
@@ -32,13 +30,11 @@ from components.config.base import (
     MemoryQuantity,
     Port,
     PortName,
-    _check,
     _cross_field,
     _Strict,
-    cpu_millicores,
-    deep_merge,
-    memory_bytes,
 )
+from components.config.build import BuildSettings
+from components.config.quantity import cpu_millicores, memory_bytes
 
 
 class ResourceAmounts(_Strict):
@@ -132,105 +128,6 @@ class ProbesSettings(_Strict):
                 "liveness must not check the same endpoint as readiness ({path}); point it at a "
                 "dependency-free endpoint such as /health/liveness, or omit path for a TCP check",
                 path=self.readiness.path or "tcp",
-            )
-        return self
-
-
-_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
-_BUILD_ARG = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_STAGE = re.compile(r"^[a-z][a-z0-9_.-]*$")
-_REVISION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/+-]{0,127}$")
-_SOURCE_URL = re.compile(r"^https?://[^\s\"'$\\]+$")
-_PLATFORM = re.compile(r"^[a-z0-9]+/[a-z0-9_]+(/[a-z0-9]+)?$")
-
-
-class BuildSettings(_Strict):
-    """Build the image with pulumi-docker and push it; the pushed digest goes into the Deployment."""
-
-    context: str
-    """Build context directory, relative to the project; it must exist and must not contain the project."""
-    dockerfile: str = "Dockerfile"
-    """Dockerfile, relative to the context; it must exist."""
-    repository: str
-    """Repository to push to, without tag (registry host first)."""
-    tag: Annotated[str, _check(_TAG, "image tag", "1.5.0")]
-    """Tag to push; the deployed reference is the pushed digest. Also the image's version label."""
-    platform: Annotated[str, _check(_PLATFORM, "platform", "linux/amd64")] = "linux/amd64"
-    """Target platform of the build."""
-    target: Annotated[str, _check(_STAGE, "build stage name", "runtime")] | None = None
-    """Stage of a multi-stage Dockerfile to build; default: the last one."""
-    args: dict[Annotated[str, _check(_BUILD_ARG, "build argument name", "PYTHON_VERSION")], str] = {}
-    """Build arguments (ARG); never secrets: their values are readable in the image's history."""
-    revision: Annotated[str, _check(_REVISION, "source revision", "4f53cda")] | None = None
-    """org.opencontainers.image.revision; default: the last git commit that touched the context (see README)."""
-    source: Annotated[str, _check(_SOURCE_URL, "source URL", "https://github.com/acme/support-api")] | None = None
-    """org.opencontainers.image.source: URL of the source repository."""
-    registry_username: str | None = None
-    """Registry user; its password is the secret config key registryPassword."""
-
-    @field_validator("repository")
-    @classmethod
-    def _repository(cls, value: str) -> str:
-        match = _IMAGE.match(value)
-        if not match or match.group("tag") or "@" in value:
-            raise PydanticCustomError(
-                "format",
-                "'{value}' is not a repository without tag; example: registry.example.com/support/api",
-                {"value": value},
-            )
-        return value
-
-    @field_validator("args")
-    @classmethod
-    def _no_secret_args(cls, args: dict[str, str]) -> dict[str, str]:
-        for name, value in args.items():
-            if _SECRET_NAME.search(name) or _URL_WITH_CREDENTIALS.search(value):
-                raise PydanticCustomError(
-                    "secret_in_env",
-                    "args.{name} looks like a secret; build arguments are stored in the image's history and in "
-                    "plaintext stack config. Registry credentials come from `pulumi config set --secret "
-                    "registryPassword`; other build secrets do not belong in a build argument",
-                    {"name": name},
-                )
-        return args
-
-    @model_validator(mode="after")
-    def _paths_exist(self, info: ValidationInfo) -> BuildSettings:
-        # Checked here, not by the provider, so a wrong path stops the program before any resource.
-        project_dir = (info.context or {}).get("project_dir")
-        for field_name, value in (("context", self.context), ("dockerfile", self.dockerfile)):
-            if os.path.isabs(value):
-                raise _cross_field(
-                    field_name,
-                    "'{value}' is absolute; give it relative to the {base} so the stack works in every checkout",
-                    value=value,
-                    base="project" if field_name == "context" else "context",
-                )
-        if project_dir is None:
-            return self
-        context = os.path.normpath(os.path.join(project_dir, self.context))
-        if not os.path.isdir(context):
-            raise _cross_field(
-                "context",
-                "build context '{value}' is not a directory (resolved against the project: {resolved})",
-                value=self.context,
-                resolved=os.path.relpath(context, project_dir),
-            )
-        project = os.path.realpath(project_dir)
-        if os.path.commonpath([project, os.path.realpath(context)]) == os.path.realpath(context):
-            raise _cross_field(
-                "context",
-                "build context '{value}' contains the project, whose state and rendered manifests change on every "
-                "up (so every up would rebuild); put the app's sources in a directory of their own",
-                value=self.context,
-            )
-        dockerfile = os.path.normpath(os.path.join(context, self.dockerfile))
-        if not os.path.isfile(dockerfile):
-            raise _cross_field(
-                "dockerfile",
-                "Dockerfile '{value}' not found in the build context (looked for {resolved}, relative to the project)",
-                value=self.dockerfile,
-                resolved=os.path.relpath(dockerfile, project_dir),
             )
         return self
 
@@ -449,101 +346,3 @@ class AppSettings(_Strict):
         if svc.termination_grace_period_seconds is not None:
             return svc.termination_grace_period_seconds
         return svc.pre_stop_sleep_seconds + self.max_stream_seconds + 15
-
-
-# The platform's services. A stack's `app.services.<name>` is merged over these, so a stack file
-# states only what differs; a name not listed here must be given in full.
-_API_PROBES = {
-    "startup": {"path": "/health/liveness", "periodSeconds": 2, "failureThreshold": 60},
-    "readiness": {"path": "/health/readiness", "periodSeconds": 5, "failureThreshold": 3},
-    "liveness": {"path": "/health/liveness", "periodSeconds": 10, "failureThreshold": 3},
-}
-BUILTIN_SERVICES: dict[str, dict[str, Any]] = {
-    "api": {
-        "component": "backend",
-        "ports": {"http": 8000},
-        "metricsPath": "/metrics",
-        "probes": _API_PROBES,
-        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-        "env": {
-            "LOG_LEVEL": "INFO",
-            "LOG_FORMAT": "json",
-            "PROMETHEUS_ENABLED": "true",
-            "API_V1_STR": "/api/v1",
-            "DB_POOL_SIZE": "10",
-            "DB_MAX_OVERFLOW": "20",
-            "LLM_MODEL": "gpt-4o-mini",
-            "LLM_FALLBACK_MODEL": "gpt-4o",
-            "LLM_MAX_TOKENS": "2048",
-            "RATE_LIMIT_PER_MINUTE": "60",
-        },
-        "secretEnv": {
-            "DATABASE_URL": "databaseUrl",
-            "REDIS_URL": "redisUrl",
-            "CHROMA_TOKEN": "chromaToken",
-            "SECRET_KEY": "secretKey",
-            "LLM_API_KEY": "llmApiKey",
-        },
-        "connectsTo": ["postgres", "redis", "chroma", "llm"],
-        "writablePaths": ["/tmp"],
-        "expose": True,
-    },
-    "web": {
-        "component": "frontend",
-        "ports": {"http": 8080},
-        "probes": {
-            "startup": {"path": "/health", "periodSeconds": 2, "failureThreshold": 30},
-            "readiness": {"path": "/health", "periodSeconds": 5},
-            # TCP: nginx accepting connections is all liveness should ask.
-            "liveness": {"periodSeconds": 10},
-        },
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "250m", "memory": "128Mi"}},
-        "connectsTo": ["api"],
-        "writablePaths": ["/tmp", "/var/cache/nginx"],
-        "expose": True,
-    },
-    "agent": {
-        "enabled": False,
-        "component": "worker",
-        "command": ["python", "-m", "app.worker"],
-        "ports": {"http": 8001},
-        "metricsPath": "/metrics",
-        "probes": _API_PROBES,
-        "resources": {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"cpu": "1", "memory": "1Gi"}},
-        "env": {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json", "LLM_MODEL": "gpt-4o-mini"},
-        "secretEnv": {"REDIS_URL": "redisUrl", "CHROMA_TOKEN": "chromaToken", "LLM_API_KEY": "llmApiKey"},
-        "connectsTo": ["redis", "chroma", "llm"],
-    },
-    "mcp": {
-        "enabled": False,
-        "component": "tools",
-        "ports": {"http": 8090},
-        "metricsPath": "/metrics",
-        "probes": _API_PROBES,
-        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
-        "env": {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"},
-        "connectsTo": ["postgres"],
-        "secretEnv": {"DATABASE_URL": "databaseUrl"},
-    },
-}
-
-
-def _with_service_defaults(app: Any) -> Any:
-    """Expand app.services: built-in definition, then app.defaults, then the stack's own values."""
-    if not isinstance(app, Mapping):
-        return app
-    defaults = app.get("defaults", {})
-    defaults = defaults if isinstance(defaults, Mapping) else {}
-    inherited = {k: defaults[k] for k in ("replicas", "autoscaling") if k in defaults}
-    inherited.setdefault("replicas", 1)
-    services = app.get("services", {})
-    if not isinstance(services, Mapping):
-        return app
-    expanded: dict[str, Any] = {}
-    for name in list(BUILTIN_SERVICES) + [n for n in services if n not in BUILTIN_SERVICES]:
-        own = services.get(name, {})
-        if not isinstance(own, Mapping):
-            expanded[name] = own  # let pydantic report the wrong type at this path
-            continue
-        expanded[name] = deep_merge(deep_merge(BUILTIN_SERVICES.get(name, {}), inherited), own)
-    return {**app, "services": expanded}

@@ -67,33 +67,6 @@ _SECRET_NAME = re.compile(
 )
 _URL_WITH_CREDENTIALS = re.compile(r"://[^/\s:@]+:[^/\s@]+@")
 
-_MEMORY_UNITS = {
-    "": 1,
-    "k": 10**3,
-    "M": 10**6,
-    "G": 10**9,
-    "T": 10**12,
-    "Ki": 2**10,
-    "Mi": 2**20,
-    "Gi": 2**30,
-    "Ti": 2**40,
-}
-
-
-def cpu_millicores(value: str) -> float:
-    match = _CPU.match(value)
-    if not match:
-        raise ValueError(value)
-    number = float(match.group(1))
-    return number if match.group(3) else number * 1000
-
-
-def memory_bytes(value: str) -> float:
-    match = _MEMORY.match(value)
-    if not match:
-        raise ValueError(value)
-    return float(match.group(1)) * _MEMORY_UNITS[match.group(3) or ""]
-
 
 def _check(pattern: re.Pattern[str], what: str, example: str, max_len: int | None = None) -> Any:
     def validate(value: str) -> str:
@@ -147,7 +120,7 @@ class _Strict(BaseModel):
         extra="forbid",
         alias_generator=to_camel,
         populate_by_name=True,
-        # The string under a field is its description: in the JSON schema and the README reference.
+        # The string under a field is its description: in the JSON schema and docs/configuration.md.
         use_attribute_docstrings=True,
     )
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -20,9 +20,8 @@ from components.config.base import (
     _check,
     _cross_field,
     _Strict,
-    memory_bytes,
 )
-from components.data.conf import PG_FIXED, RedisEvictionPolicy, quantity_bytes
+from components.config.quantity import memory_bytes, quantity_bytes
 
 StoreMode = Literal["in-cluster", "external", "disabled"]
 DATA_STORES = ("postgres", "redis", "chroma")
@@ -32,6 +31,34 @@ EXTERNAL_STORE_SECRETS: dict[str, str] = {
     "redis": "redisPassword",
     "chroma": "chromaToken",
 }
+
+# What the Service, the probes, the mounts and the password policy rely on: not a tuning knob. The
+# settings refuse them and the postgresql.conf renderer (components/data/server_config.py) too.
+PG_FIXED: Final = frozenset(
+    {
+        "listen_addresses",
+        "port",
+        "unix_socket_directories",
+        "password_encryption",
+        "hba_file",
+        "ident_file",
+        "config_file",
+        "data_directory",
+        "logging_collector",
+        "log_destination",
+    }
+)
+# The eviction policies Redis knows: the settings' type, and what the redis.conf renderer accepts.
+RedisEvictionPolicy = Literal[
+    "noeviction",
+    "allkeys-lru",
+    "allkeys-lfu",
+    "allkeys-random",
+    "volatile-lru",
+    "volatile-lfu",
+    "volatile-random",
+    "volatile-ttl",
+]
 
 _PG_PARAMETER = re.compile(r"^[a-z_][a-z0-9_.]*$")
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")

@@ -11,7 +11,6 @@ from pydantic import (
     ValidationError,
 )
 
-from components.config.app import _with_service_defaults
 from components.config.base import (
     ENVIRONMENTS,
     EXTERNAL_SECRET_KEYS,
@@ -20,6 +19,7 @@ from components.config.base import (
     STRUCTURED_KEYS,
     deep_merge,
 )
+from components.config.builtin_services import _with_service_defaults
 from components.config.data import EXTERNAL_STORE_SECRETS, DataSettings
 from components.config.stack import Settings
 
@@ -49,7 +49,7 @@ class SettingsError(Exception):
         super().__init__(
             f"stack '{stack}' has {len(problems)} configuration problem(s); nothing was deployed:\n{lines}\n"
             f"Fix them in Pulumi.{stack}.yaml (or with `pulumi config set`); the keys and defaults are in "
-            "the README's configuration reference and schema/stack-config.schema.json."
+            "docs/configuration.md and schema/stack-config.schema.json."
         )
 
 

@@ -12,8 +12,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from components.config.app import AppSettings, BuildSettings
+from components.config.app import AppSettings
 from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
+from components.config.build import BuildSettings
 from components.config.data import ChromaSettings, DataSettings
 from components.config.edge import EdgeSettings
 from components.config.monitoring import MonitoringSettings
@@ -208,6 +209,24 @@ class Settings(_Strict):
                 ns=self.data.namespace,
             )
         return self
+
+    # Production defaults, resolved here once: every component takes the answer, none asks the
+    # environment itself.
+    def protects_data(self) -> bool:
+        """protect + retain_on_delete on the stores, their claims and namespace (data.protect)."""
+        return self.data.protect if self.data.protect is not None else self.environment == "production"
+
+    def protects_monitoring(self) -> bool:
+        """protect + retain_on_delete on the bundled servers' StatefulSets (their history and silences)."""
+        return self.environment == "production"
+
+    def backs_up_before_migration(self) -> bool:
+        """A pg_dump before every migration (data.postgres.migrations.backupFirst)."""
+        backup_first = self.data.postgres.migrations.backup_first
+        return backup_first if backup_first is not None else self.environment == "production"
+
+    def runs_migrations(self) -> bool:
+        return self.data.postgres.mode != "disabled" and self.data.postgres.migrations.enabled
 
     def builds(self) -> dict[str, BuildSettings]:
         return {n: s.build for n, s in self.app.enabled_services().items() if s.build is not None}

@@ -11,16 +11,23 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
 
-from components import workload
-from components.config import ChromaSettings
-from components.config.data import SnapshotSettings
-from components.data import store
-from components.data.store import StoreContext
+from components.config import ChromaSettings, SnapshotSettings
+from components.contracts import DataEndpoint
+from components.data.store_workload import (
+    RUN_AS_USER,
+    StoreContext,
+    cronjob_spec,
+    store_kit,
+    store_statefulset_spec,
+    store_workload,
+)
+from components.kit import workload
+from components.kit.network import api_server_policy_spec
+from components.kit.objects import Manifest, config_map, digest, network_policy, register
+from components.kit.workload import http_probe, mount
 from components.labels import NEEDS_KUBERNETES_API, selector_labels
-from components.network import DataEndpoint
 
 PORT = 8000
 DATA_PATH = "/data"
@@ -63,104 +70,107 @@ class Chroma(pulumi.ComponentResource):
         super().__init__("support:data:Chroma", name, None, opts)
         s, ctx = args.settings, args.context
         ns = ctx.namespace
-        child = ctx.options(self)
-        svc = store.store_service("vector-store", s.image, {"http": PORT}, s.resources, ["/tmp"], 60)
-        ident = store.identity("chroma", ctx, svc)
         host = f"chroma.{ns}.svc.cluster.local"
+        spec = store_workload(
+            "chroma",
+            ctx,
+            "vector-store",
+            s.image,
+            {"http": PORT},
+            s.resources,
+            {
+                # Loading large indexes can take minutes: the startup probe allows settings' startupSeconds.
+                "startup": http_probe(HEARTBEAT, "http", 10, max(3, s.startup_seconds // 10)),
+                "readiness": http_probe(HEALTHCHECK, "http", 10, 3),
+                "liveness": http_probe(HEARTBEAT, "http", 20, 6, timeout=10),
+            },
+            writable_paths=["/tmp"],
+            grace_seconds=60,
+            args=["run", f"{CONFIG_PATH}/config.yaml"],
+            # Chroma stops on its own signal handling; no load balancer needs time to forget it.
+            lifecycle=workload.pre_stop_sleep(1),
+        )
+        labels = spec.identity.labels
         config = yaml.safe_dump(chroma_config(), sort_keys=True)
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=workload.metadata("chroma-config", ns, ident.labels),
-            data={"config.yaml": config},
-            opts=child,
-        )
-        store.register_kit(name, ident, dict(svc.ports), ctx.clients, ctx, False, child)
-        spec = store.statefulset_spec(
-            ident, svc, store.digest({"config": config}), [store.claim_template("data", s.storage)], ctx
-        )
-        pod = spec["template"]["spec"]
-        main = pod["containers"][0]
-        main["args"] = ["run", f"{CONFIG_PATH}/config.yaml"]
-        # Loading large indexes can take minutes: the startup probe allows settings' startupSeconds.
-        main["startup_probe"] = store.http_probe(HEARTBEAT, "http", 10, max(3, s.startup_seconds // 10))
-        main["readiness_probe"] = store.http_probe(HEALTHCHECK, "http", 10, 3)
-        main["liveness_probe"] = store.http_probe(HEARTBEAT, "http", 20, 6, timeout=10)
-        store.mount(pod, "data", DATA_PATH, None)
-        store.mount(pod, "config", CONFIG_PATH, {"config_map": {"name": "chroma-config"}})
-        k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset",
-            metadata=workload.metadata("chroma", ns, ident.labels),
-            spec=spec,
-            opts=ctx.stateful_options(self, config_map),
-        )
+        statefulset = store_statefulset_spec(spec, digest({"config": config}), s.storage, ctx)
+        pod = statefulset["template"]["spec"]
+        mount(pod, "data", DATA_PATH, None)
+        mount(pod, "config", CONFIG_PATH, {"config_map": {"name": "chroma-config"}})
+        manifests = [
+            config_map(f"{name}-config", "chroma-config", ns, labels, {"config.yaml": config}),
+            *store_kit(name, spec, ctx.clients, ctx),
+            Manifest(
+                f"{name}-statefulset",
+                "StatefulSet",
+                {"metadata": workload.metadata("chroma", ns, labels), "spec": statefulset},
+                stateful=True,
+                after=(f"{name}-config",),
+            ),
+        ]
         if s.snapshots.volume_snapshot_class is not None:
-            self._snapshots(name, s.snapshots, ctx, ident, args.api_server_cidr, child)
+            manifests += snapshot_manifests(name, s.snapshots, ctx, labels, args.api_server_cidr)
+        register(manifests, self, ctx.tier)
         self.endpoint = DataEndpoint(
-            name="chroma", host=host, port=PORT, namespace=ns, cidr=None, pod_selector=ident.selector
+            name="chroma", host=host, port=PORT, namespace=ns, cidr=None, pod_selector=spec.identity.selector
         )
         self.register_outputs({"host": host, "port": PORT})
 
-    def _snapshots(
-        self,
-        name: str,
-        s: SnapshotSettings,
-        ctx: StoreContext,
-        ident: workload.WorkloadIdentity,
-        api_server_cidr: str,
-        child: pulumi.ResourceOptions,
-    ) -> None:
-        """snapshots.volumeSnapshotClass: a CronJob whose script snapshots the claim and prunes old
-        snapshots, with the one token in the tier (a Role on volumesnapshots here, nothing else)."""
-        ns = ctx.namespace
-        selector = selector_labels(SNAPSHOT_NAME, ctx.instance)
-        labels = {**ident.labels, **selector, "app.kubernetes.io/component": "snapshot"}
-        metadata = workload.metadata(SNAPSHOT_NAME, ns, labels)
-        script = k8s.core.v1.ConfigMap(
-            f"{name}-snapshot-script",
-            metadata=workload.metadata(f"{SNAPSHOT_NAME}-script", ns, labels),
-            data={"chroma-snapshot.sh": SNAPSHOT_SCRIPT},
-            opts=child,
-        )
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-snapshot-serviceaccount",
-            metadata={**metadata, "annotations": {NEEDS_KUBERNETES_API: snapshot_api_use()}},
-            automount_service_account_token=True,
-            opts=child,
-        )
-        role = k8s.rbac.v1.Role(
-            f"{name}-snapshot-role",
-            metadata=metadata,
-            rules=snapshot_role_rules(),
-            opts=child,
-        )
-        k8s.rbac.v1.RoleBinding(
+
+def snapshot_manifests(
+    name: str, s: SnapshotSettings, ctx: StoreContext, store_labels: dict[str, str], api_server_cidr: str
+) -> list[Manifest]:
+    """snapshots.volumeSnapshotClass: a CronJob whose script snapshots the claim and prunes old
+    snapshots, with the one token in the tier (a Role on volumesnapshots here, nothing else)."""
+    ns = ctx.namespace
+    selector = selector_labels(SNAPSHOT_NAME, ctx.tier.instance)
+    labels = {**store_labels, **selector, "app.kubernetes.io/component": "snapshot"}
+    metadata = workload.metadata(SNAPSHOT_NAME, ns, labels)
+    api_use = {NEEDS_KUBERNETES_API: snapshot_api_use()}
+    script, account, role = f"{name}-snapshot-script", f"{name}-snapshot-serviceaccount", f"{name}-snapshot-role"
+    return [
+        config_map(script, f"{SNAPSHOT_NAME}-script", ns, labels, {"chroma-snapshot.sh": SNAPSHOT_SCRIPT}),
+        Manifest(
+            account,
+            "ServiceAccount",
+            {"metadata": {**metadata, "annotations": api_use}, "automount_service_account_token": True},
+        ),
+        Manifest(role, "Role", {"metadata": metadata, "rules": snapshot_role_rules()}),
+        Manifest(
             f"{name}-snapshot-rolebinding",
-            metadata=metadata,
-            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": SNAPSHOT_NAME},
-            subjects=[{"kind": "ServiceAccount", "name": SNAPSHOT_NAME, "namespace": ns}],
-            opts=ctx.options(self, role, account),
-        )
-        k8s.networking.v1.NetworkPolicy(
+            "RoleBinding",
+            {
+                "metadata": metadata,
+                "role_ref": {"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": SNAPSHOT_NAME},
+                "subjects": [{"kind": "ServiceAccount", "name": SNAPSHOT_NAME, "namespace": ns}],
+            },
+            after=(role, account),
+        ),
+        network_policy(
             f"{name}-snapshot-networkpolicy",
-            metadata=metadata,
-            spec=snapshot_policy_spec(selector, api_server_cidr),
-            opts=child,
-        )
-        k8s.batch.v1.CronJob(
+            SNAPSHOT_NAME,
+            ns,
+            labels,
+            api_server_policy_spec(selector, api_server_cidr),
+        ),
+        Manifest(
             f"{name}-snapshot-cronjob",
-            metadata={**metadata, "annotations": {NEEDS_KUBERNETES_API: snapshot_api_use()}},
-            spec=store.cronjob_spec(
-                s.schedule,
-                s.time_zone,
-                labels,
-                snapshot_pod_spec(s, ctx.priority_class),
-                # A retry takes a new snapshot: once is enough, the next night tries again.
-                backoff_limit=1,
-                deadline_seconds=s.wait_seconds + 300,
-                pod_annotations={NEEDS_KUBERNETES_API: snapshot_api_use()},
-            ),
-            opts=ctx.options(self, script),
-        )
+            "CronJob",
+            {
+                "metadata": {**metadata, "annotations": api_use},
+                "spec": cronjob_spec(
+                    s.schedule,
+                    s.time_zone,
+                    labels,
+                    snapshot_pod_spec(s, ctx.priority_class),
+                    # A retry takes a new snapshot: once is enough, the next night tries again.
+                    backoff_limit=1,
+                    deadline_seconds=s.wait_seconds + 300,
+                    pod_annotations=api_use,
+                ),
+            },
+            after=(script,),
+        ),
+    ]
 
 
 def snapshot_api_use() -> str:
@@ -169,21 +179,6 @@ def snapshot_api_use() -> str:
 
 def snapshot_role_rules() -> list[dict[str, Any]]:
     return [{"api_groups": [SNAPSHOT_GROUP], "resources": ["volumesnapshots"], "verbs": list(SNAPSHOT_VERBS)}]
-
-
-def snapshot_policy_spec(selector: dict[str, str], api_server_cidr: str) -> dict[str, Any]:
-    """Snapshot pods take no traffic and reach the API server only (DNS is the namespace policy's)."""
-    return {
-        "pod_selector": {"match_labels": dict(selector)},
-        "policy_types": ["Ingress", "Egress"],
-        "ingress": [],
-        "egress": [
-            {
-                "to": [{"ip_block": {"cidr": api_server_cidr}}],
-                "ports": [{"protocol": "TCP", "port": 443}, {"protocol": "TCP", "port": 6443}],
-            }
-        ],
-    }
 
 
 def snapshot_env(s: SnapshotSettings) -> list[dict[str, Any]]:
@@ -202,35 +197,22 @@ def snapshot_env(s: SnapshotSettings) -> list[dict[str, Any]]:
 
 def snapshot_pod_spec(s: SnapshotSettings, priority_class: str) -> dict[str, Any]:
     """The pod of a snapshot run: kubectl with a shell, the script from a ConfigMap, the token of
-    its own ServiceAccount; restricted like every pod."""
-    return {
-        "service_account_name": SNAPSHOT_NAME,
-        "automount_service_account_token": True,  # it calls the API (see NEEDS_KUBERNETES_API)
-        "enable_service_links": False,
-        "restart_policy": "Never",
-        "priority_class_name": priority_class,
-        "security_context": workload.pod_security_context(store.RUN_AS_USER),
-        "containers": [
-            {
-                "name": "snapshot",
-                "image": s.image,
-                "image_pull_policy": "IfNotPresent",
-                "command": ["/bin/sh", f"{SCRIPTS_PATH}/chroma-snapshot.sh"],
-                "env": snapshot_env(s),
-                "resources": {
-                    "requests": {"cpu": "50m", "memory": "64Mi"},
-                    "limits": {"cpu": "500m", "memory": "256Mi"},
-                },
-                "security_context": workload.container_security_context(store.RUN_AS_USER),
-                "volume_mounts": [
-                    {"name": "scripts", "mount_path": SCRIPTS_PATH, "read_only": True},
-                    {"name": "tmp", "mount_path": "/tmp"},
-                ],
-                "termination_message_policy": "FallbackToLogsOnError",
-            }
+    its own ServiceAccount (it calls the API, see NEEDS_KUBERNETES_API)."""
+    container = {
+        "name": "snapshot",
+        "image": s.image,
+        "image_pull_policy": "IfNotPresent",
+        "command": ["/bin/sh", f"{SCRIPTS_PATH}/chroma-snapshot.sh"],
+        "env": snapshot_env(s),
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"cpu": "500m", "memory": "256Mi"}},
+        "volume_mounts": [
+            {"name": "scripts", "mount_path": SCRIPTS_PATH, "read_only": True},
+            {"name": "tmp", "mount_path": "/tmp"},
         ],
-        "volumes": [
-            {"name": "scripts", "config_map": {"name": f"{SNAPSHOT_NAME}-script", "default_mode": 0o555}},
-            {"name": "tmp", "empty_dir": {}},
-        ],
+        "termination_message_policy": "FallbackToLogsOnError",
     }
+    volumes = [
+        {"name": "scripts", "config_map": {"name": f"{SNAPSHOT_NAME}-script", "default_mode": 0o555}},
+        {"name": "tmp", "empty_dir": {}},
+    ]
+    return workload.job_pod_spec(SNAPSHOT_NAME, container, RUN_AS_USER, volumes, priority_class, api_token=True)

@@ -12,17 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components.config import DataSettings, NetworkSettings
+from components.config import DataSettings
+from components.contracts import Client, DataEndpoint, MetricsEndpoint, PreMigrationBackups
 from components.data.chroma import Chroma, ChromaArgs
+from components.data.postgres import EXPORTER_PORT as POSTGRES_EXPORTER_PORT
 from components.data.postgres import Postgres, PostgresArgs
+from components.data.redis import EXPORTER_PORT as REDIS_EXPORTER_PORT
 from components.data.redis import Redis, RedisArgs
-from components.data.store import Client, StoreContext
+from components.data.store_workload import StoreContext
+from components.kit.context import TierContext
+from components.kit.namespace import PlatformNamespace, PlatformNamespaceArgs
+from components.kit.objects import Manifest, register
 from components.labels import standard_labels
-from components.monitoring.prometheus_config import MetricsEndpoint
-from components.namespace import PlatformNamespace, PlatformNamespaceArgs
-from components.network import DataEndpoint
 
 # Logical names of the stores' components. Renaming one? Put the old name in FORMER_NAMES: the
 # engine then moves every resource under it instead of replacing the StatefulSet and its data.
@@ -33,9 +35,8 @@ FORMER_NAMES: dict[str, tuple[str, ...]] = {"postgres": (), "redis": (), "chroma
 @dataclass(frozen=True)
 class DataTierArgs:
     settings: DataSettings
-    instance: str
-    version: str
-    network: NetworkSettings
+    # ctx.protect: the stores, their claims and the namespace are protected and kept on delete.
+    context: TierContext
     # Declared clients per store (the app's services, migration and backup Jobs).
     clients: Mapping[str, Sequence[Client]]
     # Generated passwords (secret Outputs) of the in-cluster stores.
@@ -43,7 +44,6 @@ class DataTierArgs:
     # Secret config of external stores (postgresPassword, redisPassword, chromaToken); None where unset.
     external_credentials: Mapping[str, pulumi.Output[str] | None]
     scraper: Mapping[str, str] | None
-    protect: bool
     # Where the Kubernetes API server lies (monitoring.apiServerCidr): egress of pods that call it.
     api_server_cidr: str = "0.0.0.0/0"
 
@@ -79,67 +79,58 @@ class DataTier(pulumi.ComponentResource):
     endpoints: dict[str, DataEndpoint]
     metrics: list[MetricsEndpoint]
     namespace: str | None
-    namespace_resource: k8s.core.v1.Namespace | None
-    backup_selector: dict[str, str] | None
+    namespace_resource: pulumi.Resource | None
+    # In-cluster PostgreSQL with backups: what a migration asks for a backup first; else None.
+    backups: PreMigrationBackups | None
 
     def __init__(self, name: str, args: DataTierArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("support:data:DataTier", name, None, opts)
         s = args.settings
-        child = pulumi.ResourceOptions(parent=self)
         self.endpoints = {}
         self.metrics = []
         self.namespace = None
         self.namespace_resource = None
-        self.backup_selector = None
+        self.backups = None
         for store, settings in s.stores().items():
             if settings.mode == "external":
                 self.endpoints[store] = external_endpoint(store, s, args.external_credentials.get(store))
         in_cluster = s.in_cluster()
         if in_cluster:
-            self._in_cluster(name, args, in_cluster, child)
+            self._in_cluster(name, args, in_cluster)
         self.register_outputs({"stores": sorted(self.endpoints)})
 
-    def _in_cluster(self, name: str, args: DataTierArgs, stores: list[str], child: pulumi.ResourceOptions) -> None:
-        s = args.settings
+    def _in_cluster(self, name: str, args: DataTierArgs, stores: list[str]) -> None:
+        s, tier = args.settings, args.context
         ns = s.namespace
         namespace = PlatformNamespace(
             "data",
-            PlatformNamespaceArgs(
-                name=ns,
-                instance=args.instance,
-                component="data",
-                version=args.version,
-                network=args.network,
-                holds_data=True,
-                protect=args.protect,
-            ),
-            opts=child,
+            PlatformNamespaceArgs(name=ns, component="data", context=tier, holds_data=True),
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        priority = k8s.scheduling.v1.PriorityClass(
+        labels = standard_labels(priority_class_name(s), tier.instance, "data", tier.version)
+        priority = Manifest(
             f"{name}-priority",
-            metadata={
-                "name": priority_class_name(s),
-                "labels": standard_labels(priority_class_name(s), args.instance, "data", args.version),
+            "PriorityClass",
+            {
+                "metadata": {"name": priority_class_name(s), "labels": labels},
+                "value": s.priority,
+                "global_default": False,
+                "preemption_policy": "PreemptLowerPriority",
+                "description": "Data stores of the support platform: never preempted by app pods.",
             },
-            value=s.priority,
-            global_default=False,
-            preemption_policy="PreemptLowerPriority",
-            description="Data stores of the support platform: never preempted by app pods.",
-            opts=child,
         )
+        registered = register([priority], self, tier)
         self.namespace = ns
         self.namespace_resource = namespace.namespace
+        stores_tier = tier.waiting_for(namespace.namespace, registered[priority.logical])
 
         def context(store: str) -> StoreContext:
             return StoreContext(
+                tier=stores_tier,
                 namespace=ns,
-                instance=args.instance,
                 clients=list(args.clients.get(store, ())),
                 scraper=args.scraper,
-                monitoring_namespace=args.network.monitoring_namespace,
                 priority_class=priority_class_name(s),
-                protect=args.protect,
-                depends_on=[namespace.namespace, priority],
             )
 
         def options(store: str) -> pulumi.ResourceOptions:
@@ -155,9 +146,11 @@ class DataTier(pulumi.ComponentResource):
             )
             self.endpoints["postgres"] = pg.endpoint
             if s.postgres.backup.enabled:
-                self.backup_selector = pg.backup_selector
+                self.backups = pg
             if s.postgres.exporter.enabled:
-                self.metrics.append(MetricsEndpoint("postgres-exporter", ns, "postgres", "metrics", "/metrics", 9187))
+                self.metrics.append(
+                    MetricsEndpoint("postgres-exporter", ns, "postgres", "metrics", "/metrics", POSTGRES_EXPORTER_PORT)
+                )
         if "redis" in stores:
             rd = Redis(
                 STORE_NAMES["redis"],
@@ -166,7 +159,9 @@ class DataTier(pulumi.ComponentResource):
             )
             self.endpoints["redis"] = rd.endpoint
             if s.redis.exporter.enabled:
-                self.metrics.append(MetricsEndpoint("redis-exporter", ns, "redis", "metrics", "/metrics", 9121))
+                self.metrics.append(
+                    MetricsEndpoint("redis-exporter", ns, "redis", "metrics", "/metrics", REDIS_EXPORTER_PORT)
+                )
         if "chroma" in stores:
             ch = Chroma(
                 STORE_NAMES["chroma"],

@@ -9,32 +9,37 @@ the server working that way with Debian's PostgreSQL.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components import workload
 from components.config import PostgresSettings
-from components.data import conf, store
-from components.data.store import Client, StoreContext
+from components.contracts import BackupRequest, BackupTaken, Client, DataEndpoint, SecretKeyRef
+from components.data.backups import (
+    BACKUP_NAME,
+    PASSWORD_KEY,
+    PORT,
+    SECRET,
+    nightly_backup_manifests,
+    pre_migration_backup_manifest,
+)
+from components.data.server_config import pg_hba_conf, postgresql_conf
+from components.data.store_workload import (
+    StoreContext,
+    sidecar,
+    store_kit,
+    store_statefulset_spec,
+    store_workload,
+)
+from components.kit import workload
+from components.kit.objects import Manifest, config_map, digest, register, secret
+from components.kit.workload import METRICS_PORT_NAME, exec_probe, mount, secret_env
 from components.labels import selector_labels
-from components.network import DataEndpoint, SecretKeyRef
 
-PORT = 5432
 EXPORTER_PORT = 9187
 DATA_PATH = "/var/lib/postgresql/data"
 # A subdirectory: the claim's root is not ours to own (see the module docstring).
 PGDATA = f"{DATA_PATH}/pgdata"
 CONFIG_PATH = "/etc/postgresql"
-BACKUP_PATH = "/backups"
-SCRIPTS_PATH = "/opt/support-platform"
-BACKUP_SCRIPT = (Path(__file__).parent / "files" / "pg-backup.sh").read_text()
-SECRET = "postgres-credentials"  # noqa: S105 (a Secret's name)
-PASSWORD_KEY = "password"  # noqa: S105 (a key name)
-BACKUP_CLAIM = "postgres-backups"
-BACKUP_NAME = "postgres-backup"
 
 
 @dataclass(frozen=True)
@@ -75,81 +80,8 @@ def query_command(settings: PostgresSettings) -> list[str]:
     ]
 
 
-def backup_env(settings: PostgresSettings, host: str, retention_days: int) -> list[dict[str, Any]]:
-    """What pg-backup.sh reads (see its header): where the server is and how long dumps are kept."""
-    return [
-        {"name": "PGHOST", "value": host},
-        {"name": "PGPORT", "value": str(PORT)},
-        {"name": "PGUSER", "value": settings.user},
-        {"name": "PGDATABASE", "value": settings.database},
-        store.secret_env("PGPASSWORD", SECRET, PASSWORD_KEY),
-        {"name": "BACKUP_DIR", "value": BACKUP_PATH},
-        {"name": "RETENTION_DAYS", "value": str(retention_days)},
-    ]
-
-
-def backup_pod_spec(
-    settings: PostgresSettings,
-    ident: workload.WorkloadIdentity,
-    host: str,
-    priority_class: str,
-    extra_env: list[dict[str, Any]] | None = None,
-    mode: str = "backup",
-) -> dict[str, Any]:
-    """The pod of a backup run: the PostgreSQL image (its pg_dump matches the server), the script
-    from a ConfigMap, the backup claim; restricted like every pod."""
-    return {
-        "service_account_name": ident.service_account_name,
-        "automount_service_account_token": False,
-        "enable_service_links": False,
-        "restart_policy": "Never",
-        "priority_class_name": priority_class,
-        "security_context": workload.pod_security_context(store.RUN_AS_USER),
-        "containers": [
-            {
-                "name": "backup",
-                "image": settings.image,
-                "image_pull_policy": "IfNotPresent",
-                "command": ["/bin/sh", f"{SCRIPTS_PATH}/pg-backup.sh", mode],
-                "env": [*backup_env(settings, host, settings.backup.retention_days), *(extra_env or [])],
-                "resources": {
-                    "requests": {"cpu": "100m", "memory": "128Mi"},
-                    "limits": {"cpu": "1", "memory": "512Mi"},
-                },
-                "security_context": workload.container_security_context(store.RUN_AS_USER),
-                "volume_mounts": [
-                    {"name": "backups", "mount_path": BACKUP_PATH},
-                    {"name": "scripts", "mount_path": SCRIPTS_PATH, "read_only": True},
-                    {"name": "tmp", "mount_path": "/tmp"},
-                ],
-                "termination_message_policy": "FallbackToLogsOnError",
-            }
-        ],
-        "volumes": [
-            {"name": "backups", "persistent_volume_claim": {"claim_name": BACKUP_CLAIM}},
-            {"name": "scripts", "config_map": {"name": f"{BACKUP_NAME}-script", "default_mode": 0o555}},
-            {"name": "tmp", "empty_dir": {}},
-        ],
-    }
-
-
-def backup_policy_spec(backup_selector: dict[str, str], postgres_selector: dict[str, str]) -> dict[str, Any]:
-    """Backup pods take no traffic and reach PostgreSQL only."""
-    return {
-        "pod_selector": {"match_labels": dict(backup_selector)},
-        "policy_types": ["Ingress", "Egress"],
-        "ingress": [],
-        "egress": [
-            {
-                "to": [{"pod_selector": {"match_labels": dict(postgres_selector)}}],
-                "ports": [{"protocol": "TCP", "port": PORT}],
-            }
-        ],
-    }
-
-
 class Postgres(pulumi.ComponentResource):
-    """PostgreSQL in the data namespace, with its exporter, backup volume and backup CronJob."""
+    """PostgreSQL in the data namespace, with its exporter and backups (nightly, and before a migration)."""
 
     endpoint: DataEndpoint
     backup_selector: dict[str, str]
@@ -158,100 +90,91 @@ class Postgres(pulumi.ComponentResource):
         super().__init__("support:data:Postgres", name, None, opts)
         s, ctx = args.settings, args.context
         ns = ctx.namespace
-        child = ctx.options(self)
-        svc = store.store_service(
-            "database",
-            s.image,
-            {"postgres": PORT, **({store.METRICS_PORT_NAME: EXPORTER_PORT} if s.exporter.enabled else {})},
-            s.resources,
-            ["/tmp", "/var/run/postgresql"],
-            # Fast shutdown (preStop) finishes in seconds; the rest is for a checkpoint of a busy server.
-            120,
-            env={},
-        )
-        ident = store.identity("postgres", ctx, svc)
-        host = f"postgres.{ns}.svc.cluster.local"
-        self.backup_selector = selector_labels(BACKUP_NAME, ctx.instance)
+        self._name, self._settings, self._context = name, s, ctx
+        self._host = host = f"postgres.{ns}.svc.cluster.local"
+        self.backup_selector = selector_labels(BACKUP_NAME, ctx.tier.instance)
         clients = [*ctx.clients]
         if s.backup.enabled:
             clients.append(Client(BACKUP_NAME, ns, self.backup_selector))
 
-        secret = k8s.core.v1.Secret(
-            f"{name}-credentials",
-            metadata=workload.metadata(SECRET, ns, ident.labels),
-            type="Opaque",
-            string_data=store.secret_data({PASSWORD_KEY: args.password}),
-            opts=child,
+        alive = is_ready_command(s)
+        sidecars = []
+        if s.exporter.enabled:
+            exporter_env = [
+                {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/{s.database}?sslmode=disable"},
+                {"name": "DATA_SOURCE_USER", "value": s.user},
+                secret_env("DATA_SOURCE_PASS", SECRET, PASSWORD_KEY),
+            ]
+            sidecars.append(sidecar("exporter", s.exporter.image, EXPORTER_PORT, exporter_env, "/metrics", "/"))
+        spec = store_workload(
+            "postgres",
+            ctx,
+            "database",
+            s.image,
+            {"postgres": PORT, **({METRICS_PORT_NAME: EXPORTER_PORT} if s.exporter.enabled else {})},
+            s.resources,
+            {
+                # First start runs initdb and a crash recovery may replay WAL for a while: ten minutes.
+                "startup": exec_probe(alive, period=10, failures=60),
+                # Ready: the app's user logs in to the app's database and runs a query, which is what
+                # the app needs. Alive: the server answers at all (a refused login must not restart it).
+                "readiness": exec_probe(query_command(s), period=10, failures=3),
+                "liveness": exec_probe(alive, period=20, failures=6, timeout=10),
+            },
+            writable_paths=["/tmp", "/var/run/postgresql"],
+            # Fast shutdown (preStop) finishes in seconds; the rest is for a checkpoint of a busy server.
+            grace_seconds=120,
+            args=["postgres", "-c", f"config_file={CONFIG_PATH}/postgresql.conf"],
+            env=[
+                {"name": "POSTGRES_USER", "value": s.user},
+                {"name": "POSTGRES_DB", "value": s.database},
+                {"name": "PGDATA", "value": PGDATA},
+                {"name": "POSTGRES_INITDB_ARGS", "value": "--auth-host=scram-sha-256 --auth-local=scram-sha-256"},
+                secret_env("POSTGRES_PASSWORD", SECRET, PASSWORD_KEY),
+            ],
+            # SIGTERM is a "smart" shutdown that waits for every client to leave, which pooled
+            # connections never do: stop fast (clean, no recovery on start) before the kubelet's signal.
+            lifecycle={
+                "post_start": {"exec_": {"command": ["/bin/sh", "-c", ROLE_SYNC_HOOK]}},
+                "pre_stop": {
+                    "exec_": {"command": ["/bin/sh", "-c", 'pg_ctl --pgdata="$PGDATA" --mode=fast --wait stop']}
+                },
+            },
+            sidecars=sidecars,
         )
-        config = {"postgresql.conf": conf.postgresql_conf(dict(s.parameters)), "pg_hba.conf": conf.pg_hba_conf()}
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=workload.metadata("postgres-config", ns, ident.labels),
-            data=config,
-            opts=child,
-        )
-        store.register_kit(name, ident, dict(svc.ports), clients, ctx, s.exporter.enabled, child)
-
-        spec = store.statefulset_spec(
-            ident,
-            svc,
+        labels = spec.identity.labels
+        config = {"postgresql.conf": postgresql_conf(dict(s.parameters)), "pg_hba.conf": pg_hba_conf()}
+        statefulset = store_statefulset_spec(
+            spec,
             # A new configuration or password rolls the pod; the password only as a digest.
-            pulumi.Output.unsecret(args.password.apply(lambda p: store.digest({"config": config, "password": p}))),
-            [store.claim_template("data", s.storage)],
+            pulumi.Output.unsecret(args.password.apply(lambda p: digest({"config": config, "password": p}))),
+            s.storage,
             ctx,
         )
-        pod = spec["template"]["spec"]
-        main = pod["containers"][0]
-        main["args"] = ["postgres", "-c", f"config_file={CONFIG_PATH}/postgresql.conf"]
-        main["env"] = [
-            {"name": "POSTGRES_USER", "value": s.user},
-            {"name": "POSTGRES_DB", "value": s.database},
-            {"name": "PGDATA", "value": PGDATA},
-            {"name": "POSTGRES_INITDB_ARGS", "value": "--auth-host=scram-sha-256 --auth-local=scram-sha-256"},
-            store.secret_env("POSTGRES_PASSWORD", SECRET, PASSWORD_KEY),
-        ]
-        alive = is_ready_command(s)
-        # First start runs initdb and a crash recovery may replay WAL for a while: ten minutes.
-        main["startup_probe"] = store.exec_probe(alive, period=10, failures=60)
-        # Ready: the app's user logs in to the app's database and runs a query, which is what the
-        # app needs. Alive: the server answers at all (a refused login must not restart it).
-        main["readiness_probe"] = store.exec_probe(query_command(s), period=10, failures=3)
-        main["liveness_probe"] = store.exec_probe(alive, period=20, failures=6, timeout=10)
-        # SIGTERM is a "smart" shutdown that waits for every client to leave, which pooled
-        # connections never do: stop fast (clean, no recovery on start) before the kubelet's signal.
-        main["lifecycle"] = {
-            "post_start": {"exec_": {"command": ["/bin/sh", "-c", ROLE_SYNC_HOOK]}},
-            "pre_stop": {"exec_": {"command": ["/bin/sh", "-c", 'pg_ctl --pgdata="$PGDATA" --mode=fast --wait stop']}},
-        }
-        store.mount(pod, "data", DATA_PATH, None)
-        store.mount(pod, "config", CONFIG_PATH, {"config_map": {"name": "postgres-config"}})
+        pod = statefulset["template"]["spec"]
+        mount(pod, "data", DATA_PATH, None)
+        mount(pod, "config", CONFIG_PATH, {"config_map": {"name": "postgres-config"}})
         # Parallel queries share memory through /dev/shm, which a container gets only 64 MiB of.
-        store.mount(pod, "shm", "/dev/shm", {"empty_dir": {"medium": "Memory", "size_limit": "256Mi"}})
-        main["volume_mounts"][-1].pop("read_only")
-        if s.exporter.enabled:
-            pod["containers"].append(
-                store.sidecar(
-                    "exporter",
-                    s.exporter.image,
-                    EXPORTER_PORT,
-                    [
-                        {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/{s.database}?sslmode=disable"},
-                        {"name": "DATA_SOURCE_USER", "value": s.user},
-                        store.secret_env("DATA_SOURCE_PASS", SECRET, PASSWORD_KEY),
-                    ],
-                    "/metrics",
-                    "/",
-                )
-            )
-        k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset",
-            metadata=workload.metadata("postgres", ns, ident.labels),
-            spec=spec,
-            opts=ctx.stateful_options(self, secret, config_map),
-        )
-
+        mount(pod, "shm", "/dev/shm", {"empty_dir": {"medium": "Memory", "size_limit": "256Mi"}})
+        pod["containers"][0]["volume_mounts"][-1].pop("read_only")
+        manifests = [
+            secret(f"{name}-credentials", SECRET, ns, labels, {PASSWORD_KEY: args.password}),
+            config_map(f"{name}-config", "postgres-config", ns, labels, config),
+            *store_kit(name, spec, clients, ctx),
+            Manifest(
+                f"{name}-statefulset",
+                "StatefulSet",
+                {"metadata": workload.metadata("postgres", ns, labels), "spec": statefulset},
+                stateful=True,
+                after=(f"{name}-credentials", f"{name}-config"),
+            ),
+        ]
         if s.backup.enabled:
-            self._backups(name, s, ctx, host, ident)
+            backup_labels = {**labels, **self.backup_selector, "app.kubernetes.io/component": "backup"}
+            manifests += nightly_backup_manifests(
+                name, s, ns, host, backup_labels, self.backup_selector, spec.identity.selector, ctx.priority_class
+            )
+        self._objects = register(manifests, self, ctx.tier)
 
         self.endpoint = DataEndpoint(
             name="postgres",
@@ -259,7 +182,7 @@ class Postgres(pulumi.ComponentResource):
             port=PORT,
             namespace=ns,
             cidr=None,
-            pod_selector=ident.selector,
+            pod_selector=spec.identity.selector,
             credential=pulumi.Output.secret(args.password),
             secret=SecretKeyRef(ns, SECRET, PASSWORD_KEY),
             database=s.database,
@@ -267,60 +190,21 @@ class Postgres(pulumi.ComponentResource):
         )
         self.register_outputs({"host": host, "port": PORT})
 
-    def _backups(
-        self,
-        name: str,
-        s: PostgresSettings,
-        ctx: StoreContext,
-        host: str,
-        ident: workload.WorkloadIdentity,
-    ) -> None:
-        ns = ctx.namespace
-        child = ctx.options(self)
-        labels = {**ident.labels, **self.backup_selector, "app.kubernetes.io/component": "backup"}
-        k8s.core.v1.PersistentVolumeClaim(
-            f"{name}-backups",
-            metadata=workload.metadata(BACKUP_CLAIM, ns, labels),
-            spec=store.claim_template(BACKUP_CLAIM, s.backup.storage)["spec"],
-            opts=ctx.stateful_options(self),
+    def backup_before(self, request: BackupRequest) -> BackupTaken:
+        """A dump of the database before `request`'s migration runs, into the backup claim."""
+        ctx = self._context
+        job, label = pre_migration_backup_manifest(
+            request,
+            self._settings,
+            ctx.namespace,
+            ctx.tier.instance,
+            self._host,
+            self.backup_selector,
+            ctx.priority_class,
         )
-        k8s.core.v1.ConfigMap(
-            f"{name}-backup-script",
-            metadata=workload.metadata(f"{BACKUP_NAME}-script", ns, labels),
-            data={"pg-backup.sh": BACKUP_SCRIPT},
-            opts=child,
-        )
-        k8s.core.v1.ServiceAccount(
-            f"{name}-backup-serviceaccount",
-            metadata=workload.metadata(BACKUP_NAME, ns, labels),
-            automount_service_account_token=False,
-            opts=child,
-        )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-backup-networkpolicy",
-            metadata=workload.metadata(BACKUP_NAME, ns, labels),
-            spec=backup_policy_spec(self.backup_selector, ident.selector),
-            opts=child,
-        )
-        backup_ident = workload.WorkloadIdentity(
-            name=BACKUP_NAME,
-            namespace=ns,
-            labels=labels,
-            selector=self.backup_selector,
-            config_map_name=f"{BACKUP_NAME}-script",
-            secret_name=SECRET,
-            service_account_name=BACKUP_NAME,
-        )
-        k8s.batch.v1.CronJob(
-            f"{name}-backup-cronjob",
-            metadata=workload.metadata(BACKUP_NAME, ns, labels),
-            spec=store.cronjob_spec(
-                s.backup.schedule,
-                s.backup.time_zone,
-                labels,
-                backup_pod_spec(s, backup_ident, host, ctx.priority_class),
-                backoff_limit=2,
-                deadline_seconds=s.migrations.timeout_seconds,
-            ),
-            opts=child,
-        )
+        # After the requester's objects (and, as every object of the tier, the namespace); the backup
+        # objects and PostgreSQL itself are in place before a dump can run.
+        name = self._name
+        ready = [self._objects[f"{name}-{role}"] for role in ("statefulset", "backups", "backup-script")]
+        registered = register([job], self, ctx.tier, *request.after, *ready)
+        return BackupTaken(job=registered[job.logical], label=label)

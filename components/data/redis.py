@@ -11,13 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-import pulumi_kubernetes as k8s
 
-from components import workload
 from components.config import RedisSettings
-from components.data import conf, store
-from components.data.store import StoreContext
-from components.network import DataEndpoint, SecretKeyRef
+from components.contracts import DataEndpoint, SecretKeyRef
+from components.data.server_config import redis_auth_conf, redis_conf
+from components.data.store_workload import (
+    StoreContext,
+    sidecar,
+    store_kit,
+    store_statefulset_spec,
+    store_workload,
+)
+from components.kit import workload
+from components.kit.objects import Manifest, config_map, digest, register, secret
+from components.kit.workload import METRICS_PORT_NAME, exec_probe, mount, secret_env
 
 PORT = 6379
 EXPORTER_PORT = 9121
@@ -54,80 +61,70 @@ class Redis(pulumi.ComponentResource):
         super().__init__("support:data:Redis", name, None, opts)
         s, ctx = args.settings, args.context
         ns = ctx.namespace
-        child = ctx.options(self)
-        svc = store.store_service(
+        host = f"redis.{ns}.svc.cluster.local"
+        sidecars = []
+        if s.exporter.enabled:
+            exporter_env = [
+                {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
+                # CONFIG is renamed away; "-" stops the exporter from calling it on every scrape.
+                {"name": "REDIS_EXPORTER_CONFIG_COMMAND", "value": "-"},
+                secret_env("REDIS_PASSWORD", SECRET, PASSWORD_KEY),
+            ]
+            sidecars.append(sidecar("exporter", s.exporter.image, EXPORTER_PORT, exporter_env, "/metrics", "/health"))
+        spec = store_workload(
+            "redis",
+            ctx,
             "cache",
             s.image,
-            {"redis": PORT, **({store.METRICS_PORT_NAME: EXPORTER_PORT} if s.exporter.enabled else {})},
+            {"redis": PORT, **({METRICS_PORT_NAME: EXPORTER_PORT} if s.exporter.enabled else {})},
             s.resources,
-            ["/tmp"],
+            {
+                # Loading a large AOF takes a while after a restart: five minutes before liveness applies.
+                "startup": exec_probe(READY, period=5, failures=60),
+                "readiness": exec_probe(READY, period=10, failures=3),
+                "liveness": exec_probe(ALIVE, period=20, failures=6, timeout=10),
+            },
+            writable_paths=["/tmp"],
             # Time for a final AOF fsync of a large dataset.
-            60,
+            grace_seconds=60,
+            args=["redis-server", f"{CONFIG_PATH}/redis.conf"],
+            env=[secret_env("REDISCLI_AUTH", SECRET, PASSWORD_KEY)],
+            sidecars=sidecars,
         )
-        ident = store.identity("redis", ctx, svc)
-        host = f"redis.{ns}.svc.cluster.local"
-        redis_conf = conf.redis_conf(s.maxmemory, s.maxmemory_policy, auth_include=f"{AUTH_PATH}/{AUTH_KEY}")
-        secret = k8s.core.v1.Secret(
-            f"{name}-credentials",
-            metadata=workload.metadata(SECRET, ns, ident.labels),
-            type="Opaque",
-            string_data=store.secret_data(
-                {PASSWORD_KEY: args.password, AUTH_KEY: args.password.apply(conf.redis_auth_conf)}
-            ),
-            opts=child,
-        )
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-config",
-            metadata=workload.metadata("redis-config", ns, ident.labels),
-            data={"redis.conf": redis_conf},
-            opts=child,
-        )
-        store.register_kit(name, ident, dict(svc.ports), ctx.clients, ctx, s.exporter.enabled, child)
-        spec = store.statefulset_spec(
-            ident,
-            svc,
-            pulumi.Output.unsecret(args.password.apply(lambda p: store.digest({"config": redis_conf, "password": p}))),
-            [store.claim_template("data", s.storage)],
+        labels = spec.identity.labels
+        config = redis_conf(s.maxmemory, s.maxmemory_policy, auth_include=f"{AUTH_PATH}/{AUTH_KEY}")
+        statefulset = store_statefulset_spec(
+            spec,
+            pulumi.Output.unsecret(args.password.apply(lambda p: digest({"config": config, "password": p}))),
+            s.storage,
             ctx,
         )
-        pod = spec["template"]["spec"]
-        main = pod["containers"][0]
-        main["args"] = ["redis-server", f"{CONFIG_PATH}/redis.conf"]
-        main["env"] = [store.secret_env("REDISCLI_AUTH", SECRET, PASSWORD_KEY)]
-        # Loading a large AOF takes a while after a restart: five minutes before liveness applies.
-        main["startup_probe"] = store.exec_probe(READY, period=5, failures=60)
-        main["readiness_probe"] = store.exec_probe(READY, period=10, failures=3)
-        main["liveness_probe"] = store.exec_probe(ALIVE, period=20, failures=6, timeout=10)
-        main.pop("lifecycle", None)
-        store.mount(pod, "data", "/data", None)
-        store.mount(pod, "config", f"{CONFIG_PATH}/redis.conf", {"config_map": {"name": "redis-config"}}, "redis.conf")
-        store.mount(
-            pod,
-            "auth",
-            AUTH_PATH,
-            {"secret": {"secret_name": SECRET, "items": [{"key": AUTH_KEY, "path": AUTH_KEY}]}},
-        )
-        if s.exporter.enabled:
-            pod["containers"].append(
-                store.sidecar(
-                    "exporter",
-                    s.exporter.image,
-                    EXPORTER_PORT,
-                    [
-                        {"name": "REDIS_ADDR", "value": f"redis://127.0.0.1:{PORT}"},
-                        # CONFIG is renamed away; "-" stops the exporter from calling it on every scrape.
-                        {"name": "REDIS_EXPORTER_CONFIG_COMMAND", "value": "-"},
-                        store.secret_env("REDIS_PASSWORD", SECRET, PASSWORD_KEY),
-                    ],
-                    "/metrics",
-                    "/health",
-                )
-            )
-        k8s.apps.v1.StatefulSet(
-            f"{name}-statefulset",
-            metadata=workload.metadata("redis", ns, ident.labels),
-            spec=spec,
-            opts=ctx.stateful_options(self, secret, config_map),
+        pod = statefulset["template"]["spec"]
+        mount(pod, "data", "/data", None)
+        mount(pod, "config", f"{CONFIG_PATH}/redis.conf", {"config_map": {"name": "redis-config"}}, "redis.conf")
+        auth = {"secret": {"secret_name": SECRET, "items": [{"key": AUTH_KEY, "path": AUTH_KEY}]}}
+        mount(pod, "auth", AUTH_PATH, auth)
+        register(
+            [
+                secret(
+                    f"{name}-credentials",
+                    SECRET,
+                    ns,
+                    labels,
+                    {PASSWORD_KEY: args.password, AUTH_KEY: args.password.apply(redis_auth_conf)},
+                ),
+                config_map(f"{name}-config", "redis-config", ns, labels, {"redis.conf": config}),
+                *store_kit(name, spec, ctx.clients, ctx),
+                Manifest(
+                    f"{name}-statefulset",
+                    "StatefulSet",
+                    {"metadata": workload.metadata("redis", ns, labels), "spec": statefulset},
+                    stateful=True,
+                    after=(f"{name}-credentials", f"{name}-config"),
+                ),
+            ],
+            self,
+            ctx.tier,
         )
         self.endpoint = DataEndpoint(
             name="redis",
@@ -135,7 +132,7 @@ class Redis(pulumi.ComponentResource):
             port=PORT,
             namespace=ns,
             cidr=None,
-            pod_selector=ident.selector,
+            pod_selector=spec.identity.selector,
             credential=pulumi.Output.secret(args.password),
             secret=SecretKeyRef(ns, SECRET, PASSWORD_KEY),
             database=str(s.database),

@@ -1,1 +1,1 @@
-"""Monitoring as code: metric catalogue, rule files, Prometheus and Alertmanager configuration."""
+"""The monitoring tier as code: bundled servers or operator resources, rules, dashboards, configuration."""

@@ -1,10 +1,10 @@
 """BundledMonitoring: Prometheus, Alertmanager, Grafana and kube-state-metrics in the monitoring
 namespace.
 
-Everything goes through the hardened workload builder; this component only adds what the servers
-read (configuration, rules, claims), the namespaced RBAC of Prometheus' discovery and of
-kube-state-metrics, the opt-in ClusterRole for the kubelets' volume stats, and the NetworkPolicies
-derived from who talks to whom.
+Pure builders describe every object (the hardened workload of each server, what the servers read,
+the namespaced RBAC of Prometheus' discovery and of kube-state-metrics, the opt-in ClusterRole for
+the kubelets' volume stats, the NetworkPolicies derived from who talks to whom); the component
+registers what they return.
 """
 
 from __future__ import annotations
@@ -12,20 +12,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_kubernetes as k8s
 import yaml
 
-from components import workload
-from components.config import MonitoringSettings, NetworkSettings, ServiceSettings
-from components.labels import NEEDS_KUBERNETES_API, image_version, selector_labels, standard_labels
-from components.monitoring import servers
+from components.config import MonitoringSettings
+from components.contracts import MetricsEndpoint
+from components.kit import network, workload
+from components.kit.context import TierContext
+from components.kit.objects import Manifest, config_map, digest, register, secret, workload_kit
+from components.labels import NEEDS_KUBERNETES_API
+from components.monitoring import server_workloads as servers
 from components.monitoring.alertmanager_config import alertmanager_config
 from components.monitoring.dashboards import dashboards, provider_config
-from components.monitoring.prometheus_config import RULES_DIRECTORY, MetricsEndpoint, prometheus_config
+from components.monitoring.prometheus_config import RULES_DIRECTORY, prometheus_config
 from components.monitoring.rules import rule_files
 
 SERVERS = ("prometheus", "alertmanager", "grafana")
@@ -36,10 +38,9 @@ DASHBOARDS_DIRECTORY = "/etc/grafana/dashboards"
 @dataclass(frozen=True)
 class BundledMonitoringArgs:
     settings: MonitoringSettings
-    network: NetworkSettings
+    # ctx.protect: the servers' StatefulSets and claims; ctx.after: the namespaces objects go into.
+    context: TierContext
     namespace: str
-    instance: str
-    version: str
     environment: str
     # Metrics endpoints other components declare (the app's services, exporters).
     endpoints: Sequence[MetricsEndpoint]
@@ -48,8 +49,6 @@ class BundledMonitoringArgs:
     grafana_admin_password: pulumi.Output[str]
     # Secret config values receivers may reference (None where unset: dev only).
     receiver_secrets: Mapping[str, pulumi.Output[str] | None]
-    protect: bool = False
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 def own_endpoints(namespace: str, kube_state_metrics: bool = False) -> list[MetricsEndpoint]:
@@ -68,369 +67,282 @@ def own_endpoints(namespace: str, kube_state_metrics: bool = False) -> list[Metr
     return endpoints
 
 
-def digest(payload: Any) -> str:
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+def scrape_port(endpoint: MetricsEndpoint, namespace: str) -> int:
+    """The port Prometheus reaches an endpoint on: the servers' own, or what the endpoint declares."""
+    if endpoint.namespace == namespace and endpoint.component in SERVERS:
+        return servers.PORTS[endpoint.component]
+    assert endpoint.port_number is not None, endpoint
+    return endpoint.port_number
 
 
-def with_mounts(pod: dict[str, Any], mounts: list[tuple[str, str, dict[str, Any] | None]]) -> dict[str, Any]:
-    """Add read-only config volumes (name, path, source) and claim mounts (source None) to a pod spec."""
-    container = pod["containers"][0]
-    for name, path, source in mounts:
-        container["volume_mounts"].append({"name": name, "mount_path": path, "read_only": source is not None})
-        if source is not None:
-            pod["volumes"].append({"name": name, **source})
-    return pod
+def _role_pair(
+    logical: str, name: str, namespace: str, labels: Mapping[str, str], rules: Any, subject: Mapping[str, str]
+) -> list[Manifest]:
+    """A Role and its binding to one ServiceAccount (the binding after the Role)."""
+    return [
+        Manifest(logical, "Role", {"metadata": workload.metadata(name, namespace, labels), "rules": rules}),
+        Manifest(
+            f"{logical}-binding",
+            "RoleBinding",
+            {
+                "metadata": workload.metadata(name, namespace, labels),
+                "role_ref": {"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [{"kind": "ServiceAccount", **subject}],
+            },
+            after=(logical,),
+        ),
+    ]
 
 
-def secret_data(key: str, value: pulumi.Output[str]) -> dict[str, pulumi.Output[str]]:
-    # Secret again, whatever the source said: the data must never be stored in plaintext state.
-    data: dict[str, pulumi.Output[str]] = {}
-    data[key] = pulumi.Output.secret(value)
-    return data
+def prometheus_manifests(
+    name: str,
+    spec: workload.WorkloadSpec,
+    s: MonitoringSettings,
+    config: Mapping[str, Any],
+    rules: Mapping[str, Any],
+    scraped_namespaces: Sequence[str],
+    protect: bool,
+) -> list[Manifest]:
+    """Discovery RBAC per scraped namespace, configuration, rules and the StatefulSet."""
+    identity = spec.identity
+    ns, labels = identity.namespace, identity.labels
+    subject = {"name": identity.service_account_name, "namespace": ns}
+    manifests: list[Manifest] = []
+    for scraped in scraped_namespaces:
+        manifests += _role_pair(
+            f"{name}-prometheus-discovery-{scraped}",
+            "prometheus-discovery",
+            scraped,
+            labels,
+            servers.discovery_role_rules(),
+            subject,
+        )
+    manifests += [
+        config_map(
+            f"{name}-prometheus-config",
+            "prometheus-config",
+            ns,
+            labels,
+            {"prometheus.yml": yaml.safe_dump(dict(config), sort_keys=False)},
+        ),
+        config_map(
+            f"{name}-prometheus-rules",
+            "prometheus-rules",
+            ns,
+            labels,
+            {f: yaml.safe_dump(c, sort_keys=False) for f, c in rules.items()},
+        ),
+    ]
+    claims = [workload.claim_template("data", s.storage.prometheus, s.storage.storage_class)]
+    statefulset = workload.statefulset_spec(
+        spec, digest({"config": config, "rules": rules}), "prometheus", claims, protect
+    )
+    pod = statefulset["template"]["spec"]
+    # A mounted file, not the directory: the image keeps its own consoles next to it.
+    config_source = {"config_map": {"name": "prometheus-config"}}
+    workload.mount(pod, "config", "/etc/prometheus/prometheus.yml", config_source, sub_path="prometheus.yml")
+    workload.mount(pod, "rules", RULES_DIRECTORY, {"config_map": {"name": "prometheus-rules"}})
+    workload.mount(pod, "data", "/prometheus", None, read_only=False)
+    api_use = "service discovery: lists pods, services and endpointslices"
+    if s.kubelet_volume_stats:
+        api_use += "; reads the kubelets' metrics through the API server's node proxy"
+        manifests += kubelet_access_manifests(name, identity)
+    metadata = {**workload.metadata("prometheus", ns, labels), "annotations": {NEEDS_KUBERNETES_API: api_use}}
+    manifests.append(
+        Manifest(f"{name}-prometheus", "StatefulSet", {"metadata": metadata, "spec": statefulset}, stateful=True)
+    )
+    return manifests
 
 
-def claim(name: str, size: str, storage_class: str | None) -> dict[str, Any]:
-    spec: dict[str, Any] = {"access_modes": ["ReadWriteOnce"], "resources": {"requests": {"storage": size}}}
-    if storage_class is not None:
-        spec["storage_class_name"] = storage_class
-    return {"metadata": {"name": name}, "spec": spec}
+def kubelet_access_manifests(name: str, prometheus: workload.WorkloadIdentity) -> list[Manifest]:
+    """monitoring.kubeletVolumeStats: nodes are cluster-scoped, so reading the kubelets' metrics
+    through the API server proxy needs the program's only ClusterRole. Named after the namespace:
+    cluster-scoped names are shared by every stack on the cluster."""
+    cluster_name = f"{prometheus.namespace}-prometheus-kubelet"
+    metadata = {"name": cluster_name, "labels": dict(prometheus.labels)}
+    role = f"{name}-prometheus-kubelet"
+    subject = {"kind": "ServiceAccount", "name": prometheus.service_account_name, "namespace": prometheus.namespace}
+    return [
+        Manifest(role, "ClusterRole", {"metadata": metadata, "rules": servers.kubelet_cluster_role_rules()}),
+        Manifest(
+            f"{role}-binding",
+            "ClusterRoleBinding",
+            {
+                "metadata": metadata,
+                "role_ref": {"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
+                "subjects": [subject],
+            },
+            after=(role,),
+        ),
+    ]
+
+
+def alertmanager_manifests(
+    name: str, spec: workload.WorkloadSpec, s: MonitoringSettings, config: pulumi.Output[str], protect: bool
+) -> list[Manifest]:
+    """Its configuration holds webhook URLs, so it lives in a Secret; the pod rolls on a digest of it."""
+    identity = spec.identity
+    ns, labels = identity.namespace, identity.labels
+    # A digest of the configuration rolls the pod on a change and reveals nothing of the URLs.
+    checksum = pulumi.Output.unsecret(config.apply(lambda text: hashlib.sha256(text.encode()).hexdigest()))
+    claims = [workload.claim_template("data", s.storage.alertmanager, s.storage.storage_class)]
+    statefulset = workload.statefulset_spec(spec, checksum, "alertmanager", claims, protect)
+    pod = statefulset["template"]["spec"]
+    workload.mount(pod, "config", "/etc/alertmanager", {"secret": {"secret_name": "alertmanager-config"}})
+    workload.mount(pod, "data", "/alertmanager", None, read_only=False)
+    return [
+        secret(f"{name}-alertmanager-config", "alertmanager-config", ns, labels, {"alertmanager.yml": config}),
+        Manifest(
+            f"{name}-alertmanager",
+            "StatefulSet",
+            {"metadata": workload.metadata("alertmanager", ns, labels), "spec": statefulset},
+            stateful=True,
+        ),
+    ]
+
+
+def grafana_manifests(
+    name: str, spec: workload.WorkloadSpec, s: MonitoringSettings, admin_password: pulumi.Output[str], prometheus: str
+) -> list[Manifest]:
+    """The admin password from the generated credential, a provisioned datasource, the dashboards."""
+    identity = spec.identity
+    ns, labels = identity.namespace, identity.labels
+    datasources = servers.grafana_datasources(prometheus)
+    boards = {f: json.dumps(d, indent=1, sort_keys=True) for f, d in dashboards(s).items()}
+    provider = yaml.safe_dump(provider_config(DASHBOARDS_DIRECTORY), sort_keys=False)
+    read_at_start = {
+        "env": servers.GRAFANA_ENV,
+        "datasources": datasources,
+        "dashboards": boards,
+        "provider": provider,
+    }
+    checksum = pulumi.Output.unsecret(admin_password.apply(lambda p: digest({**read_at_start, "password": p})))
+    deployment = workload.deployment_spec(spec, checksum)
+    pod = deployment["template"]["spec"]
+    for volume, path, source in (
+        ("datasources", "/etc/grafana/provisioning/datasources", "grafana-datasources"),
+        ("dashboard-provider", "/etc/grafana/provisioning/dashboards", "grafana-dashboard-provider"),
+        ("dashboards", DASHBOARDS_DIRECTORY, "grafana-dashboards"),
+    ):
+        workload.mount(pod, volume, path, {"config_map": {"name": source}})
+    return [
+        secret(f"{name}-grafana-admin", servers.GRAFANA_ADMIN_SECRET, ns, labels, {"password": admin_password}),
+        config_map(
+            f"{name}-grafana-datasources",
+            "grafana-datasources",
+            ns,
+            labels,
+            {"datasources.yaml": yaml.safe_dump(datasources, sort_keys=False)},
+        ),
+        config_map(f"{name}-grafana-dashboards", "grafana-dashboards", ns, labels, boards),
+        config_map(
+            f"{name}-grafana-dashboard-provider",
+            "grafana-dashboard-provider",
+            ns,
+            labels,
+            {"dashboards.yaml": provider},
+        ),
+        Manifest(
+            f"{name}-grafana",
+            "Deployment",
+            {"metadata": workload.metadata("grafana", ns, labels), "spec": deployment},
+        ),
+    ]
+
+
+def kube_state_metrics_manifests(
+    name: str, spec: workload.WorkloadSpec, watched_namespaces: Sequence[str]
+) -> list[Manifest]:
+    """list/watch of its resources in each platform namespace (Roles, no ClusterRole: it runs with
+    --namespaces), and a token to call the API with."""
+    identity = spec.identity
+    ns, labels = identity.namespace, identity.labels
+    subject = {"name": identity.service_account_name, "namespace": ns}
+    manifests: list[Manifest] = []
+    for watched in sorted(set(watched_namespaces)):
+        manifests += _role_pair(
+            f"{name}-kube-state-metrics-{watched}",
+            KUBE_STATE_METRICS,
+            watched,
+            labels,
+            servers.kube_state_metrics_role_rules(),
+            subject,
+        )
+    deployment = workload.deployment_spec(spec, digest({"env": {}, "args": list(spec.args or ())}))
+    watched_resources = sorted(r for group in servers.KUBE_STATE_METRICS_RESOURCES.values() for r in group)
+    api_use = f"lists and watches {', '.join(watched_resources)} in the platform namespaces"
+    metadata = {**workload.metadata(KUBE_STATE_METRICS, ns, labels), "annotations": {NEEDS_KUBERNETES_API: api_use}}
+    manifests.append(Manifest(f"{name}-kube-state-metrics", "Deployment", {"metadata": metadata, "spec": deployment}))
+    return manifests
+
+
+def bundled_manifests(name: str, args: BundledMonitoringArgs, prometheus_url: str) -> list[Manifest]:
+    """Every object of bundled monitoring, in registration order."""
+    s, ns, protect = args.settings, args.namespace, args.context.protect
+    instance = args.context.instance
+    ksm = s.kube_state_metrics.enabled
+    images = {
+        "prometheus": s.images.prometheus,
+        "alertmanager": s.images.alertmanager,
+        "grafana": s.images.grafana,
+        KUBE_STATE_METRICS: s.images.kube_state_metrics,
+    }
+    identities = {server: servers.server_identity(server, ns, instance, image) for server, image in images.items()}
+    specs = {
+        "prometheus": servers.prometheus_workload(s, identities["prometheus"]),
+        "alertmanager": servers.alertmanager_workload(s, identities["alertmanager"]),
+        "grafana": servers.grafana_workload(s, identities["grafana"]),
+    }
+    if ksm:
+        specs[KUBE_STATE_METRICS] = servers.kube_state_metrics_workload(
+            s, identities[KUBE_STATE_METRICS], args.platform_namespaces
+        )
+    endpoints = [*args.endpoints, *own_endpoints(ns, ksm)]
+    selectors = {server: identity.selector for server, identity in identities.items()}
+    scrape_targets = [(e.namespace, scrape_port(e, ns)) for e in endpoints]
+    # The namespace denies everything; these allow exactly the paths the servers use.
+    policies = {
+        "prometheus": network.prometheus_policy_spec(selectors, servers.PORTS, scrape_targets, s.api_server_cidr),
+        "alertmanager": network.alertmanager_policy_spec(selectors, servers.PORTS, args.context.network),
+        "grafana": network.grafana_policy_spec(selectors, servers.PORTS, s.grafana.allow_from_namespaces),
+        KUBE_STATE_METRICS: network.kube_state_metrics_policy_spec(selectors, servers.PORTS, s.api_server_cidr),
+    }
+    config_env = {"grafana": servers.GRAFANA_ENV}
+    manifests: list[Manifest] = []
+    for server, spec in specs.items():
+        # Only Prometheus and kube-state-metrics call the API; their pods opt in (WorkloadSpec.api_token).
+        manifests += workload_kit(
+            f"{name}-{server}", spec.identity, spec.ports, policies[server], env=config_env.get(server, {})
+        )
+
+    alertmanager = MetricsEndpoint("alertmanager", ns, "alertmanager", "http")
+    config = prometheus_config(s, endpoints, alertmanager, args.environment)
+    rules = rule_files(s, args.platform_namespaces)
+    scraped = sorted({e.namespace for e in endpoints})
+    manifests += prometheus_manifests(name, specs["prometheus"], s, config, rules, scraped, protect)
+
+    set_secrets = {k: v for k, v in args.receiver_secrets.items() if v is not None}
+    unset = [k for k, v in args.receiver_secrets.items() if v is None]
+    resolved: pulumi.Output[dict[str, str]] = (
+        pulumi.Output.all(**set_secrets) if set_secrets else pulumi.Output.from_input({})
+    )
+    am_config: pulumi.Output[str] = resolved.apply(
+        lambda values: yaml.safe_dump(alertmanager_config(s, {**dict.fromkeys(unset), **values}), sort_keys=False)
+    )
+    manifests += alertmanager_manifests(name, specs["alertmanager"], s, am_config, protect)
+    manifests += grafana_manifests(name, specs["grafana"], s, args.grafana_admin_password, prometheus_url)
+    if ksm:
+        manifests += kube_state_metrics_manifests(name, specs[KUBE_STATE_METRICS], args.platform_namespaces)
+    return manifests
 
 
 class BundledMonitoring(pulumi.ComponentResource):
+    """The bundled servers, as `bundled_manifests` describes them."""
+
     prometheus_url: str
-    selectors: dict[str, dict[str, str]]
 
     def __init__(self, name: str, args: BundledMonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("support:monitoring:Bundled", name, None, opts)
-        s = args.settings
-        ns = args.namespace
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        # Production keeps the servers' data through any Pulumi operation (policy protect-stateful-resources).
-        stateful = pulumi.ResourceOptions(
-            parent=self, depends_on=list(args.depends_on), protect=args.protect, retain_on_delete=args.protect
-        )
-        ksm = s.kube_state_metrics.enabled
-        self.selectors = {n: selector_labels(n, args.instance) for n in (*SERVERS, KUBE_STATE_METRICS)}
-        services: dict[str, ServiceSettings] = {
-            "prometheus": servers.prometheus_service(s),
-            "alertmanager": servers.alertmanager_service(s),
-            "grafana": servers.grafana_service(s),
-        }
-        if ksm:
-            services[KUBE_STATE_METRICS] = servers.kube_state_metrics_service(s, args.platform_namespaces)
-        identities: dict[str, workload.WorkloadIdentity] = {}
-        for server, svc in services.items():
-            assert svc.image is not None
-            identities[server] = workload.WorkloadIdentity(
-                name=server,
-                namespace=ns,
-                labels=standard_labels(server, args.instance, svc.component, image_version(svc.image)),
-                selector=self.selectors[server],
-                config_map_name=f"{server}-env",
-                secret_name=None,
-                service_account_name=server,
-            )
-            identity = identities[server]
-            k8s.core.v1.ServiceAccount(
-                f"{name}-{server}-serviceaccount",
-                metadata=workload.metadata(server, ns, identity.labels),
-                # Only Prometheus and kube-state-metrics call the API; their pods opt in below.
-                automount_service_account_token=False,
-                opts=child,
-            )
-            k8s.core.v1.ConfigMap(
-                f"{name}-{server}-env",
-                metadata=workload.metadata(identity.config_map_name, ns, identity.labels),
-                data=dict(sorted(svc.env.items())),
-                opts=child,
-            )
-            k8s.core.v1.Service(
-                f"{name}-{server}-service",
-                metadata=workload.metadata(server, ns, identity.labels),
-                spec=workload.service_spec(identity, svc),
-                opts=child,
-            )
-        self.prometheus_url = f"http://prometheus.{ns}.svc.cluster.local:{servers.PROMETHEUS_PORT}"
-        endpoints = [*args.endpoints, *own_endpoints(ns, ksm)]
-        scraped_namespaces = sorted({e.namespace for e in endpoints})
-
-        # --- Prometheus: discovery RBAC per scraped namespace, config, rules, StatefulSet.
-        prom = identities["prometheus"]
-        for scraped in scraped_namespaces:
-            role = k8s.rbac.v1.Role(
-                f"{name}-prometheus-discovery-{scraped}",
-                metadata=workload.metadata("prometheus-discovery", scraped, prom.labels),
-                rules=servers.discovery_role_rules(),
-                opts=child,
-            )
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-prometheus-discovery-{scraped}-binding",
-                metadata=workload.metadata("prometheus-discovery", scraped, prom.labels),
-                role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": "prometheus-discovery"},
-                subjects=[{"kind": "ServiceAccount", "name": prom.service_account_name, "namespace": ns}],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, role]),
-            )
-        alertmanager_endpoint = MetricsEndpoint("alertmanager", ns, "alertmanager", "http")
-        prom_config = prometheus_config(s, endpoints, alertmanager_endpoint, args.environment)
-        rules = rule_files(s, args.platform_namespaces)
-        k8s.core.v1.ConfigMap(
-            f"{name}-prometheus-config",
-            metadata=workload.metadata("prometheus-config", ns, prom.labels),
-            data={"prometheus.yml": yaml.safe_dump(prom_config, sort_keys=False)},
-            opts=child,
-        )
-        k8s.core.v1.ConfigMap(
-            f"{name}-prometheus-rules",
-            metadata=workload.metadata("prometheus-rules", ns, prom.labels),
-            data={f: yaml.safe_dump(c, sort_keys=False) for f, c in rules.items()},
-            opts=child,
-        )
-        prom_svc = services["prometheus"]
-        assert prom_svc.image is not None and prom_svc.termination_grace_period_seconds is not None
-        prom_spec = workload.statefulset_spec(
-            prom,
-            prom_svc,
-            prom_svc.image,
-            digest({"config": prom_config, "rules": rules}),
-            prom_svc.termination_grace_period_seconds,
-            "prometheus",
-            [claim("data", s.storage.prometheus, s.storage.storage_class)],
-        )
-        pod = prom_spec["template"]["spec"]
-        pod["automount_service_account_token"] = True  # service discovery reads the API
-        with_mounts(
-            pod,
-            [
-                ("config", "/etc/prometheus/prometheus.yml", {"config_map": {"name": "prometheus-config"}}),
-                ("rules", RULES_DIRECTORY, {"config_map": {"name": "prometheus-rules"}}),
-                ("data", "/prometheus", None),
-            ],
-        )
-        # A mounted file, not the directory: the image keeps its own consoles next to it.
-        pod["containers"][0]["volume_mounts"][-3]["sub_path"] = "prometheus.yml"
-        if args.protect:
-            prom_spec["persistent_volume_claim_retention_policy"] = {"when_deleted": "Retain", "when_scaled": "Retain"}
-        prom_metadata = workload.metadata("prometheus", ns, prom.labels)
-        api_use = "service discovery: lists pods, services and endpointslices"
-        if s.kubelet_volume_stats:
-            api_use += "; reads the kubelets' metrics through the API server's node proxy"
-        prom_metadata["annotations"] = {NEEDS_KUBERNETES_API: api_use}
-        if s.kubelet_volume_stats:
-            self._kubelet_access(name, prom, args)
-        k8s.apps.v1.StatefulSet(
-            f"{name}-prometheus",
-            metadata=prom_metadata,
-            spec=prom_spec,
-            opts=stateful,
-        )
-
-        # --- Alertmanager: its configuration holds webhook URLs, so it lives in a Secret.
-        am = identities["alertmanager"]
-        set_secrets = {k: v for k, v in args.receiver_secrets.items() if v is not None}
-        unset = [k for k, v in args.receiver_secrets.items() if v is None]
-        resolved: pulumi.Output[dict[str, str]] = (
-            pulumi.Output.all(**set_secrets) if set_secrets else pulumi.Output.from_input({})
-        )
-        am_config: pulumi.Output[str] = resolved.apply(
-            lambda values: yaml.safe_dump(alertmanager_config(s, {**dict.fromkeys(unset), **values}), sort_keys=False)
-        )
-        k8s.core.v1.Secret(
-            f"{name}-alertmanager-config",
-            metadata=workload.metadata("alertmanager-config", ns, am.labels),
-            type="Opaque",
-            string_data=secret_data("alertmanager.yml", am_config),
-            opts=child,
-        )
-        am_svc = services["alertmanager"]
-        assert am_svc.image is not None
-        am_spec = workload.statefulset_spec(
-            am,
-            am_svc,
-            am_svc.image,
-            # A digest of the configuration rolls the pod on a change and reveals nothing of the URLs.
-            pulumi.Output.unsecret(am_config.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())),
-            am_svc.pre_stop_sleep_seconds + 30,
-            "alertmanager",
-            [claim("data", s.storage.alertmanager, s.storage.storage_class)],
-        )
-        with_mounts(
-            am_spec["template"]["spec"],
-            [
-                ("config", "/etc/alertmanager", {"secret": {"secret_name": "alertmanager-config"}}),
-                ("data", "/alertmanager", None),
-            ],
-        )
-        if args.protect:
-            am_spec["persistent_volume_claim_retention_policy"] = {"when_deleted": "Retain", "when_scaled": "Retain"}
-        k8s.apps.v1.StatefulSet(
-            f"{name}-alertmanager",
-            metadata=workload.metadata("alertmanager", ns, am.labels),
-            spec=am_spec,
-            opts=stateful,
-        )
-
-        # --- Grafana: admin password from the generated credential, a provisioned datasource.
-        gf = identities["grafana"]
-        k8s.core.v1.Secret(
-            f"{name}-grafana-admin",
-            metadata=workload.metadata("grafana-admin", ns, gf.labels),
-            type="Opaque",
-            string_data=secret_data("password", args.grafana_admin_password),
-            opts=child,
-        )
-        datasources = servers.grafana_datasources(self.prometheus_url)
-        k8s.core.v1.ConfigMap(
-            f"{name}-grafana-datasources",
-            metadata=workload.metadata("grafana-datasources", ns, gf.labels),
-            data={"datasources.yaml": yaml.safe_dump(datasources, sort_keys=False)},
-            opts=child,
-        )
-        boards = {f: json.dumps(d, indent=1, sort_keys=True) for f, d in dashboards(s).items()}
-        k8s.core.v1.ConfigMap(
-            f"{name}-grafana-dashboards",
-            metadata=workload.metadata("grafana-dashboards", ns, gf.labels),
-            data=boards,
-            opts=child,
-        )
-        provider = yaml.safe_dump(provider_config(DASHBOARDS_DIRECTORY), sort_keys=False)
-        k8s.core.v1.ConfigMap(
-            f"{name}-grafana-dashboard-provider",
-            metadata=workload.metadata("grafana-dashboard-provider", ns, gf.labels),
-            data={"dashboards.yaml": provider},
-            opts=child,
-        )
-        gf_svc = services["grafana"]
-        assert gf_svc.image is not None
-        checksum = pulumi.Output.unsecret(
-            args.grafana_admin_password.apply(
-                lambda password: digest(
-                    {
-                        "env": gf_svc.env,
-                        "datasources": datasources,
-                        "dashboards": boards,
-                        "provider": provider,
-                        "password": password,
-                    }
-                )
-            )
-        )
-        gf_spec = workload.deployment_spec(gf, gf_svc, gf_svc.image, checksum, gf_svc.pre_stop_sleep_seconds + 30)
-        gf_pod = gf_spec["template"]["spec"]
-        gf_pod["containers"][0]["env"] = [
-            {
-                "name": servers.GRAFANA_ADMIN_PASSWORD_ENV,
-                "value_from": {"secret_key_ref": {"name": "grafana-admin", "key": "password"}},
-            }
-        ]
-        with_mounts(
-            gf_pod,
-            [
-                (
-                    "datasources",
-                    "/etc/grafana/provisioning/datasources",
-                    {"config_map": {"name": "grafana-datasources"}},
-                ),
-                (
-                    "dashboard-provider",
-                    "/etc/grafana/provisioning/dashboards",
-                    {"config_map": {"name": "grafana-dashboard-provider"}},
-                ),
-                ("dashboards", DASHBOARDS_DIRECTORY, {"config_map": {"name": "grafana-dashboards"}}),
-            ],
-        )
-        k8s.apps.v1.Deployment(
-            f"{name}-grafana",
-            metadata=workload.metadata("grafana", ns, gf.labels),
-            spec=gf_spec,
-            opts=child,
-        )
-
-        if ksm:
-            self._kube_state_metrics(name, identities[KUBE_STATE_METRICS], services[KUBE_STATE_METRICS], args)
-
-        # --- NetworkPolicies: the namespace denies everything; these allow exactly the paths above.
-        scrape_targets = [(e.namespace, self._port_of(e, args)) for e in endpoints]
-        policies = {
-            "prometheus": servers.prometheus_policy_spec(self.selectors, scrape_targets, s.api_server_cidr),
-            "alertmanager": servers.alertmanager_policy_spec(self.selectors, args.network),
-            "grafana": servers.grafana_policy_spec(self.selectors, s.grafana.allow_from_namespaces),
-        }
-        if ksm:
-            policies[KUBE_STATE_METRICS] = servers.kube_state_metrics_policy_spec(self.selectors, s.api_server_cidr)
-        for server, spec in policies.items():
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-{server}-networkpolicy",
-                metadata=workload.metadata(server, ns, identities[server].labels),
-                spec=spec,
-                opts=child,
-            )
+        self.prometheus_url = f"http://prometheus.{args.namespace}.svc.cluster.local:{servers.PROMETHEUS_PORT}"
+        register(bundled_manifests(name, args, self.prometheus_url), self, args.context)
         self.register_outputs({"prometheusUrl": self.prometheus_url})
-
-    def _kube_state_metrics(
-        self, name: str, identity: workload.WorkloadIdentity, svc: ServiceSettings, args: BundledMonitoringArgs
-    ) -> None:
-        """kube-state-metrics: list/watch of its resources in each platform namespace (Roles, no
-        ClusterRole: it runs with --namespaces), and a token to call the API with."""
-        ns = args.namespace
-        for watched in sorted(set(args.platform_namespaces)):
-            role = k8s.rbac.v1.Role(
-                f"{name}-kube-state-metrics-{watched}",
-                metadata=workload.metadata(KUBE_STATE_METRICS, watched, identity.labels),
-                rules=servers.kube_state_metrics_role_rules(),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-            )
-            k8s.rbac.v1.RoleBinding(
-                f"{name}-kube-state-metrics-{watched}-binding",
-                metadata=workload.metadata(KUBE_STATE_METRICS, watched, identity.labels),
-                role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "Role", "name": KUBE_STATE_METRICS},
-                subjects=[{"kind": "ServiceAccount", "name": identity.service_account_name, "namespace": ns}],
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, role]),
-            )
-        assert svc.image is not None
-        spec = workload.deployment_spec(
-            identity, svc, svc.image, digest({"env": svc.env, "args": svc.args}), svc.pre_stop_sleep_seconds + 30
-        )
-        spec["template"]["spec"]["automount_service_account_token"] = True  # it lists and watches the API
-        metadata = workload.metadata(KUBE_STATE_METRICS, ns, identity.labels)
-        watched_resources = sorted(r for group in servers.KUBE_STATE_METRICS_RESOURCES.values() for r in group)
-        metadata["annotations"] = {
-            NEEDS_KUBERNETES_API: f"lists and watches {', '.join(watched_resources)} in the platform namespaces"
-        }
-        k8s.apps.v1.Deployment(
-            f"{name}-kube-state-metrics",
-            metadata=metadata,
-            spec=spec,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
-
-    def _kubelet_access(self, name: str, prom: workload.WorkloadIdentity, args: BundledMonitoringArgs) -> None:
-        """monitoring.kubeletVolumeStats: nodes are cluster-scoped, so reading the kubelets' metrics
-        through the API server proxy needs the program's only ClusterRole. Named after the namespace:
-        cluster-scoped names are shared by every stack on the cluster."""
-        cluster_name = f"{args.namespace}-prometheus-kubelet"
-        labels = dict(prom.labels)
-        role = k8s.rbac.v1.ClusterRole(
-            f"{name}-prometheus-kubelet",
-            metadata={"name": cluster_name, "labels": labels},
-            rules=servers.kubelet_cluster_role_rules(),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
-        )
-        k8s.rbac.v1.ClusterRoleBinding(
-            f"{name}-prometheus-kubelet-binding",
-            metadata={"name": cluster_name, "labels": labels},
-            role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
-            subjects=[{"kind": "ServiceAccount", "name": prom.service_account_name, "namespace": args.namespace}],
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, role]),
-        )
-
-    @staticmethod
-    def _port_of(endpoint: MetricsEndpoint, args: BundledMonitoringArgs) -> int:
-        ports = {
-            "prometheus": servers.PROMETHEUS_PORT,
-            "alertmanager": servers.ALERTMANAGER_PORT,
-            "grafana": servers.GRAFANA_PORT,
-        }
-        if endpoint.namespace == args.namespace and endpoint.component in ports:
-            return ports[endpoint.component]
-        assert endpoint.port_number is not None, endpoint
-        return endpoint.port_number

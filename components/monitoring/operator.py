@@ -8,17 +8,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from components.config import MonitoringSettings
+from components.contracts import MetricsEndpoint
+from components.kit.context import TierContext
 from components.labels import selector_labels, standard_labels
 from components.monitoring.alertmanager_config import RECEIVERS, receiver_url
 from components.monitoring.dashboards import dashboards
-from components.monitoring.prometheus_config import MetricsEndpoint
 from components.monitoring.rules import rule_files
 
 GROUP = "monitoring.coreos.com"
@@ -87,23 +88,22 @@ def alertmanager_config_spec(settings: MonitoringSettings, webhook_keys: Mapping
 @dataclass(frozen=True)
 class OperatorMonitoringArgs:
     settings: MonitoringSettings
+    # Instance and version; `after`: the namespaces its objects go into.
+    context: TierContext
     # Where the custom resources and dashboards go: a namespace the program owns.
     namespace: str
-    instance: str
-    version: str
     endpoints: Sequence[MetricsEndpoint]
     platform_namespaces: Sequence[str]
     receiver_secrets: Mapping[str, pulumi.Output[str] | None]
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 class OperatorMonitoring(pulumi.ComponentResource):
     def __init__(self, name: str, args: OperatorMonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("support:monitoring:Operator", name, None, opts)
-        s = args.settings
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
+        s, ctx = args.settings, args.context
+        child = ctx.options(self)
         labels = {
-            **standard_labels("monitoring", args.instance, "monitoring", args.version),
+            **standard_labels("monitoring", ctx.instance, "monitoring", ctx.version),
             **s.operator.selector_labels,
         }
 
@@ -116,7 +116,7 @@ class OperatorMonitoring(pulumi.ComponentResource):
                 api_version=f"{GROUP}/v1",
                 kind="ServiceMonitor",
                 metadata=meta(endpoint.component),
-                spec=service_monitor_spec(endpoint, args.instance, s.scrape_interval),
+                spec=service_monitor_spec(endpoint, ctx.instance, s.scrape_interval),
                 opts=child,
             )
         k8s.apiextensions.CustomResource(
@@ -138,7 +138,7 @@ class OperatorMonitoring(pulumi.ComponentResource):
             keys[receiver] = receiver if value is not None else None
             if value is not None:
                 urls[receiver] = pulumi.Output.secret(value)
-        depends: list[pulumi.Resource] = list(args.depends_on)
+        depends: list[pulumi.Resource] = []
         if urls:
             depends.append(
                 k8s.core.v1.Secret(
@@ -155,7 +155,7 @@ class OperatorMonitoring(pulumi.ComponentResource):
             kind="AlertmanagerConfig",
             metadata=meta("support-platform"),
             spec=alertmanager_config_spec(s, keys),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            opts=ctx.options(self, *depends),
         )
         for file_name, board in dashboards(s).items():
             k8s.core.v1.ConfigMap(

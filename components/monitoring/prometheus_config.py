@@ -4,32 +4,16 @@ files, and the Alertmanager to send alerts to. Pure: `promtool check config` rea
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from components.config import MonitoringSettings
+from components.contracts import MetricsEndpoint
 
 RULES_DIRECTORY = "/etc/prometheus/rules"
 SERVICE_ACCOUNT_DIRECTORY = "/var/run/secrets/kubernetes.io/serviceaccount"
 KUBELET_JOB = "kubelet"
 # The kubelet exposes far more than the one alert that reads it needs: keep only its volume stats.
 KUBELET_KEEP = "kubelet_volume_stats_.+"
-
-
-@dataclass(frozen=True)
-class MetricsEndpoint:
-    """A metrics endpoint a component declares: which Service's port Prometheus scrapes, and where."""
-
-    component: str
-    namespace: str
-    service: str
-    port: str
-    path: str = "/metrics"
-    # The port's number, for the NetworkPolicy that lets Prometheus reach it.
-    port_number: int | None = None
-    # An exporter that reports on other objects (kube-state-metrics) keeps its own namespace and pod
-    # labels instead of having them overwritten by its own target's.
-    honor_labels: bool = False
 
 
 def scrape_job(endpoint: MetricsEndpoint) -> dict[str, Any]:

@@ -6,20 +6,21 @@ Deployment, ClusterIP Service, NetworkPolicy, and where configured an HPA and a 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pulumi
 import pulumi_docker as docker
-import pulumi_kubernetes as k8s
 
-from components import network, workload
+from components.app.image_build import image_build
+from components.app.migration import Migration, MigrationArgs
 from components.config import BuildSettings, ServiceSettings
-from components.data.migration import Migration, MigrationArgs, MigrationPlan
-from components.image import image_build
+from components.contracts import DataEndpoint, MigrationPlan
+from components.kit import workload
+from components.kit.context import TierContext
+from components.kit.objects import Manifest, digest, register, workload_kit
 from components.labels import image_version, selector_labels, standard_labels
 
 
@@ -27,7 +28,8 @@ from components.labels import image_version, selector_labels, standard_labels
 class AppServiceArgs:
     settings: ServiceSettings
     namespace: str
-    instance: str
+    # The app tier's context: its instance, and the namespace every object waits for.
+    context: TierContext
     # Non-secret environment, already merged with values derived from connections.
     env: Mapping[str, str]
     # Secret environment: env name -> secret Output; None where an optional external secret is unset.
@@ -38,7 +40,6 @@ class AppServiceArgs:
     docker_provider: pulumi.ProviderResource | None = None
     # Build contexts are relative to it; so are the paths handed to pulumi-docker.
     project_dir: str = "."
-    depends_on: list[pulumi.Resource] = field(default_factory=list)
     # Schema migrations run (after a backup, where planned) before this service's Deployment changes.
     migration: MigrationPlan | None = None
 
@@ -51,12 +52,39 @@ def config_checksum(env: Mapping[str, str], secret_env: Mapping[str, pulumi.Outp
     keeping it secret would mark the whole pod template secret and hide every diff.
     """
     secrets = pulumi.Output.all(**secret_env) if secret_env else pulumi.Output.from_input({})
+    return pulumi.Output.unsecret(secrets.apply(lambda values: digest({"env": dict(env), "secrets": dict(values)})))
 
-    def digest(values: Mapping[str, str]) -> str:
-        payload = json.dumps({"env": dict(env), "secrets": dict(values)}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()
 
-    return pulumi.Output.unsecret(secrets.apply(digest))
+def service_workload(
+    identity: workload.WorkloadIdentity, svc: ServiceSettings, image: pulumi.Input[str], grace_seconds: int
+) -> workload.WorkloadSpec:
+    """An app service as the hardened builder's input."""
+    assert identity.secret_name is not None or not svc.secret_env
+    return workload.WorkloadSpec(
+        identity=identity,
+        image=image,
+        ports=svc.ports,
+        probes={
+            "startup": workload.settings_probe(svc.probes.startup),
+            "readiness": workload.settings_probe(svc.probes.readiness),
+            "liveness": workload.settings_probe(svc.probes.liveness),
+        },
+        resources=workload.resources_spec(svc.resources),
+        run_as_user=svc.run_as_user,
+        termination_grace_period_seconds=grace_seconds,
+        writable_paths=svc.writable_paths,
+        command=svc.command,
+        args=svc.args,
+        env=[
+            workload.secret_env(
+                env_name, identity.secret_name or "", env_name, env_name in identity.optional_secret_env
+            )
+            for env_name in sorted(svc.secret_env)
+        ],
+        lifecycle=workload.pre_stop_sleep(svc.pre_stop_sleep_seconds),
+        replicas=svc.replicas,
+        autoscaling=svc.autoscaling,
+    )
 
 
 class AppService(pulumi.ComponentResource):
@@ -67,8 +95,7 @@ class AppService(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: AppServiceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("support:app:Service", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        svc = args.settings
+        svc, ctx = args.settings, args.context
 
         image: pulumi.Input[str]
         if svc.build is not None:
@@ -83,42 +110,27 @@ class AppService(pulumi.ComponentResource):
         identity = workload.WorkloadIdentity(
             name=name,
             namespace=args.namespace,
-            labels=standard_labels(name, args.instance, svc.component, version),
-            selector=selector_labels(name, args.instance),
+            labels=standard_labels(name, ctx.instance, svc.component, version),
+            selector=selector_labels(name, ctx.instance),
             config_map_name=f"{name}-env",
             secret_name=f"{name}-secrets" if args.secret_env else None,
             service_account_name=name,
             optional_secret_env=frozenset(k for k, v in args.secret_env.items() if v is None),
         )
-        labels = identity.labels
-
-        account = k8s.core.v1.ServiceAccount(
-            f"{name}-serviceaccount",
-            metadata=workload.metadata(identity.service_account_name, args.namespace, labels),
-            # The app never calls the Kubernetes API; no token is mounted anywhere.
-            automount_service_account_token=False,
-            opts=child,
+        spec = service_workload(identity, svc, image, args.termination_grace_period_seconds)
+        kit = workload_kit(
+            name,
+            identity,
+            svc.ports,
+            args.network_policy,
+            env=args.env,
+            secret_values=set_secret_env if identity.secret_name is not None else None,
         )
-        config_map = k8s.core.v1.ConfigMap(
-            f"{name}-env",
-            metadata=workload.metadata(identity.config_map_name, args.namespace, labels),
-            data=dict(sorted(args.env.items())),
-            opts=child,
-        )
-        depends: list[pulumi.Resource] = [*args.depends_on, account, config_map]
+        # The app never calls the Kubernetes API; no token is mounted anywhere.
+        objects = register(kit, self, ctx)
+        started_from: list[pulumi.Resource] = [objects[f"{name}-serviceaccount"], objects[f"{name}-env"]]
         if identity.secret_name is not None:
-            # Secret again, whatever the source said: the data must never be stored in plaintext state.
-            string_data: dict[str, pulumi.Output[str]] = {}
-            for env_name, value in sorted(set_secret_env.items()):
-                string_data[env_name] = pulumi.Output.secret(value)
-            secret = k8s.core.v1.Secret(
-                f"{name}-secrets",
-                metadata=workload.metadata(identity.secret_name, args.namespace, labels),
-                type="Opaque",
-                string_data=string_data,
-                opts=child,
-            )
-            depends.append(secret)
+            started_from.append(objects[f"{name}-secrets"])
 
         self.migration: Migration | None = None
         if args.migration is not None:
@@ -128,60 +140,52 @@ class AppService(pulumi.ComponentResource):
                 MigrationArgs(
                     service=name,
                     namespace=args.namespace,
-                    instance=args.instance,
+                    context=ctx,
                     image=image,
-                    command=plan.command,
-                    timeout_seconds=plan.timeout_seconds,
-                    postgres=plan.postgres,
-                    endpoint=plan.endpoint,
+                    plan=plan,
                     config_map_name=identity.config_map_name,
                     secret_name=identity.secret_name,
                     run_as_user=svc.run_as_user,
-                    backup=plan.backup,
-                    depends_on=[*depends, *plan.depends_on],
+                    after=started_from,
                 ),
                 opts=pulumi.ResourceOptions(parent=self),
             )
-            depends.append(self.migration.job)
+            started_from.append(self.migration.job)
 
-        deployment = k8s.apps.v1.Deployment(
-            f"{name}-deployment",
-            metadata=workload.metadata(name, args.namespace, labels),
-            spec=workload.deployment_spec(
-                identity,
-                svc,
-                image,
-                config_checksum(args.env, set_secret_env),
-                args.termination_grace_period_seconds,
-            ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
-        )
-        k8s.core.v1.Service(
-            f"{name}-service",
-            metadata=workload.metadata(name, args.namespace, labels),
-            spec=workload.service_spec(identity, svc),
-            opts=child,
-        )
-        k8s.networking.v1.NetworkPolicy(
-            f"{name}-networkpolicy",
-            metadata=workload.metadata(name, args.namespace, labels),
-            spec=dict(args.network_policy),
-            opts=child,
-        )
+        rollout = [
+            Manifest(
+                f"{name}-deployment",
+                "Deployment",
+                {
+                    "metadata": workload.metadata(name, args.namespace, identity.labels),
+                    "spec": workload.deployment_spec(spec, config_checksum(args.env, set_secret_env)),
+                },
+            )
+        ]
+        deployment = register(rollout, self, ctx, *started_from)[f"{name}-deployment"]
+        scaling: list[Manifest] = []
         if svc.autoscaling.enabled:
-            k8s.autoscaling.v2.HorizontalPodAutoscaler(
-                f"{name}-hpa",
-                metadata=workload.metadata(name, args.namespace, labels),
-                spec=workload.hpa_spec(identity, svc.autoscaling),
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, deployment]),
+            scaling.append(
+                Manifest(
+                    f"{name}-hpa",
+                    "HorizontalPodAutoscaler",
+                    {
+                        "metadata": workload.metadata(name, args.namespace, identity.labels),
+                        "spec": workload.hpa_spec(name, svc.autoscaling),
+                    },
+                )
             )
-        if workload.needs_disruption_budget(svc):
-            k8s.policy.v1.PodDisruptionBudget(
+        register(scaling, self, ctx, deployment)
+        if workload.needs_disruption_budget(spec):
+            budget = Manifest(
                 f"{name}-pdb",
-                metadata=workload.metadata(name, args.namespace, labels),
-                spec=workload.pdb_spec(identity),
-                opts=child,
+                "PodDisruptionBudget",
+                {
+                    "metadata": workload.metadata(name, args.namespace, identity.labels),
+                    "spec": workload.pdb_spec(identity.selector),
+                },
             )
+            register([budget], self, ctx)
 
         self.dns_name = pulumi.Output.from_input(f"{name}.{args.namespace}.svc.cluster.local")
         self.image = pulumi.Output.from_input(image)
@@ -217,7 +221,7 @@ class AppService(pulumi.ComponentResource):
 def derived_env(
     svc: ServiceSettings,
     services: Mapping[str, ServiceSettings],
-    endpoints: Mapping[str, network.DataEndpoint],
+    endpoints: Mapping[str, DataEndpoint],
     namespace: str,
     cors_origins: list[str],
 ) -> dict[str, str]:

@@ -90,6 +90,8 @@ def labelled_dockerfile(original: str, labels: Mapping[str, str], target: str | 
     Without a target the last stage is built: LABEL lines appended at the end belong to it. With a
     target, a stage built FROM it carries the labels, so an earlier stage gets them too.
     """
+    # The comment names this module's former path: the derived Dockerfile is part of the build's
+    # context digest, so another text would rebuild and push every built image once.
     lines = [original.rstrip("\n"), "", "# Added by support-platform (components/image.py): OCI labels."]
     if target is not None:
         lines.append(f"FROM {target} AS {LABEL_STAGE}")

@@ -8,8 +8,9 @@ import ipaddress
 import math
 import re
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
-from typing import Final, Literal, get_args
+from typing import Final, get_args
+
+from components.config import PG_FIXED, RedisEvictionPolicy, quantity_bytes
 
 PG_HBA_PATH: Final = "/etc/postgresql/pg_hba.conf"
 PG_SOCKET_DIR: Final = "/var/run/postgresql"
@@ -18,55 +19,15 @@ REDIS_PORT: Final = 6379
 REDIS_DATA_DIR: Final = "/data"
 REDIS_AUTH_INCLUDE: Final = "/etc/redis/auth/auth.conf"
 REDIS_RENAMED_COMMANDS: Final = ("FLUSHALL", "FLUSHDB", "CONFIG", "DEBUG")
-# The eviction policies Redis knows: the settings' type, and what redis_conf accepts.
-RedisEvictionPolicy = Literal[
-    "noeviction",
-    "allkeys-lru",
-    "allkeys-lfu",
-    "allkeys-random",
-    "volatile-lru",
-    "volatile-lfu",
-    "volatile-random",
-    "volatile-ttl",
-]
 REDIS_MAXMEMORY_POLICIES: Final = frozenset(get_args(RedisEvictionPolicy))
 REDIS_APPENDFSYNC: Final = frozenset({"always", "everysec", "no"})
 
 _PG_NAME = re.compile(r"^[a-z_][a-z0-9_.]*$")
-# What the Service, the probes, the mounts and the password policy rely on: not a tuning knob.
-PG_FIXED: Final = frozenset(
-    {
-        "listen_addresses",
-        "port",
-        "unix_socket_directories",
-        "password_encryption",
-        "hba_file",
-        "ident_file",
-        "config_file",
-        "data_directory",
-        "logging_collector",
-        "log_destination",
-    }
-)
+# The first line of every rendered file. It names this module's former path: the files' digest rolls
+# the store pods, so a rename of the module is not worth a restart of PostgreSQL and Redis.
+RENDERED_BY: Final = "# Rendered by components/data/conf.py."
 _REDIS_COMMAND = re.compile(r"^[A-Z][A-Z0-9_-]*$")
 _PATH = re.compile(r"^/[A-Za-z0-9._/-]+$")
-# Kubernetes resource quantities without the milli suffix: memory in thousandths of a byte means nothing.
-_QUANTITY = re.compile(r"^(?P<number>[0-9]+(?:\.[0-9]+)?)(?P<suffix>[KMGTPE]i|[kMGTPE])?$")
-_QUANTITY_FACTORS: Final = {
-    None: 1,
-    "k": 1000,
-    "M": 1000**2,
-    "G": 1000**3,
-    "T": 1000**4,
-    "P": 1000**5,
-    "E": 1000**6,
-    "Ki": 1024,
-    "Mi": 1024**2,
-    "Gi": 1024**3,
-    "Ti": 1024**4,
-    "Pi": 1024**5,
-    "Ei": 1024**6,
-}
 
 
 def _pg_value(name: str, value: str | int | float) -> str:
@@ -112,7 +73,7 @@ def postgresql_conf(parameters: Mapping[str, str | int | float], *, hba_file: st
             raise ValueError(f"postgresql.conf: invalid parameter name {name!r} (expected {_PG_NAME.pattern})")
         if name in PG_FIXED:
             raise ValueError(f"postgresql.conf: {name} is fixed by the platform, not a tuning parameter")
-    lines = ["# Rendered by components/data/conf.py. Platform base:"]
+    lines = [f"{RENDERED_BY} Platform base:"]
     lines += [f"{name} = {_pg_value(name, value)}" for name, value in base.items()]
     lines.append("# Logging defaults (overridable):")
     lines += [f"{name} = {_pg_value(name, parameters.get(name, value))}" for name, value in defaults.items()]
@@ -138,7 +99,7 @@ def pg_hba_conf(client_cidrs: Sequence[str] = ("0.0.0.0/0", "::/0")) -> str:
         if network not in networks:
             networks.append(network)
     lines = [
-        "# Rendered by components/data/conf.py.",
+        RENDERED_BY,
         "# The socket trusts: only the postgres container mounts its directory (an emptyDir), and a process",
         "# there runs as the UID that owns the data files anyway. It is how the password is set again after a",
         "# rotation (the postStart hook) without knowing the old one.",
@@ -150,22 +111,6 @@ def pg_hba_conf(client_cidrs: Sequence[str] = ("0.0.0.0/0", "::/0")) -> str:
     ]
     lines += [f"host all all {network} scram-sha-256" for network in networks]
     return "\n".join(lines) + "\n"
-
-
-def quantity_bytes(quantity: str) -> int:
-    """Bytes of a Kubernetes memory quantity: "256Mi" -> 268435456, "1G" -> 1000000000, "1.5Gi" -> ...
-
-    Redis reads a plain number as bytes; its own suffixes differ from Kubernetes' ("m" is 10**6 in Redis,
-    10**-3 in Kubernetes), so the config carries bytes."""
-    match = _QUANTITY.match(quantity)
-    if not match:
-        raise ValueError(f"{quantity!r} is not a Kubernetes memory quantity such as 256Mi, 1Gi or 512M")
-    value = Decimal(match["number"]) * _QUANTITY_FACTORS[match["suffix"]]
-    if value != value.to_integral_value():
-        raise ValueError(f"{quantity!r} is not a whole number of bytes")
-    if value <= 0:
-        raise ValueError(f"{quantity!r}: the size must be positive (Redis reads maxmemory 0 as no limit)")
-    return int(value)
 
 
 def redis_conf(
@@ -195,7 +140,7 @@ def redis_conf(
         if not _PATH.match(path):
             raise ValueError(f"redis.conf: path {path!r} must be absolute, without spaces or quotes")
     lines = [
-        "# Rendered by components/data/conf.py.",
+        RENDERED_BY,
         "bind 0.0.0.0",
         # Only bites when no password is set: a missing auth include fails the start instead.
         "protected-mode yes",

@@ -8,19 +8,16 @@ Ingress mode: one Ingress for ingress-nginx with TLS hosts, the cert-manager ann
 redirect, per-client limits, proxy timeouts and body size; no snippet annotations.
 
 The builders are pure functions from settings to manifests (dicts in the API's own camelCase, as
-custom resources take them); the component only registers them.
+custom resources take them); the component (components/edge/tier.py) only registers them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
-import pulumi
-import pulumi_kubernetes as k8s
-
 from components.config import ACME_SERVERS, EdgeSettings
+from components.contracts import Backend
 from components.labels import standard_labels
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
@@ -30,14 +27,6 @@ HTTPS_ROUTE = "support-https"
 HTTP_REDIRECT_ROUTE = "support-http-redirect"
 INGRESS_NAME = "support"
 NGINX = "nginx.ingress.kubernetes.io"
-
-
-@dataclass(frozen=True)
-class Backend:
-    """A routable service: the Service's name and the port the route sends to."""
-
-    service: str
-    port: int
 
 
 def tls_secret_name(edge: EdgeSettings) -> str:
@@ -263,41 +252,3 @@ def edge_manifests(
     else:
         manifests["edge-ingress"] = ingress_manifest(edge, namespace, labels, backends)
     return manifests
-
-
-@dataclass(frozen=True)
-class EdgeArgs:
-    settings: EdgeSettings
-    namespace: str
-    instance: str
-    version: str
-    backends: Mapping[str, Backend]
-    # The namespace and the services must exist before routes point at them.
-    depends_on: list[pulumi.Resource]
-
-
-class Edge(pulumi.ComponentResource):
-    """The public entry: routes or an Ingress, TLS, limits, as `edge_manifests` describes them."""
-
-    hosts: list[str]
-
-    def __init__(self, name: str, args: EdgeArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("support:edge:Edge", name, None, opts)
-        child = pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on))
-        manifests = edge_manifests(args.settings, args.namespace, args.instance, args.version, args.backends)
-        for logical, manifest in manifests.items():
-            if manifest["kind"] == "Ingress":
-                k8s.networking.v1.Ingress(logical, metadata=manifest["metadata"], spec=manifest["spec"], opts=child)
-            else:
-                # Custom resources: their CRDs come with the cluster's gateway, cert-manager and
-                # Envoy Gateway installations, and tests validate them against the published schemas.
-                k8s.apiextensions.CustomResource(
-                    logical,
-                    api_version=manifest["apiVersion"],
-                    kind=manifest["kind"],
-                    metadata=manifest["metadata"],
-                    spec=manifest["spec"],
-                    opts=child,
-                )
-        self.hosts = list(args.settings.hosts)
-        self.register_outputs({"hosts": self.hosts})

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_random as random
 
-from components.network import DataEndpoint
+from components.contracts import DataEndpoint
 
 # Generated credentials: name -> what it protects.
 GENERATED = {

@@ -19,7 +19,7 @@ from components.config import (
     immutable_changes,
     load_settings,
 )
-from components.platform import ExternalSecrets
+from components.contracts import ExternalSecrets
 
 
 def _configured_keys() -> set[str]:

@@ -1,0 +1,1 @@
+"""The app tier: the platform's services (api, web, workers), their image builds and migrations."""
