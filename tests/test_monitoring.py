@@ -36,6 +36,7 @@ KSM = "kube-state-metrics"
 PLATFORM_NAMESPACES = {"support-app", "support-data", MONITORING}
 KSM_RESOURCES = "cronjobs,deployments,jobs,persistentvolumeclaims,pods,statefulsets"
 API_ANNOTATION = "support-platform.io/needs-kubernetes-api"
+CLUSTER_SCOPE = "support-platform.io/cluster-scope"
 
 
 @functools.cache
@@ -532,7 +533,9 @@ def test_kubelet_volume_stats_add_a_cluster_role_and_a_scrape_job_through_the_ap
     ]
     annotation = obj(result, "StatefulSet", "prometheus").inputs["metadata"]["annotations"][API_ANNOTATION]
     assert "kubelets" in annotation
-    # The pack has no rule against cluster-scoped RBAC; the opt-in passes it as it is.
+    # The pack refuses cluster-scoped RBAC without a reason; the opt-in names its setting.
+    assert role.inputs["metadata"]["annotations"][CLUSTER_SCOPE].startswith("monitoring.kubeletVolumeStats: ")
+    assert binding.inputs["metadata"]["annotations"] == role.inputs["metadata"]["annotations"]
     assert mandatory(run_pack(result.resources, stack)) == []
 
 

@@ -21,7 +21,7 @@ import yaml
 
 from components import workload
 from components.config import MonitoringSettings, NetworkSettings, ServiceSettings
-from components.labels import NEEDS_KUBERNETES_API, image_version, selector_labels, standard_labels
+from components.labels import CLUSTER_SCOPE, NEEDS_KUBERNETES_API, image_version, selector_labels, standard_labels
 from components.monitoring import servers
 from components.monitoring.alertmanager_config import alertmanager_config
 from components.monitoring.dashboards import dashboards, provider_config
@@ -409,15 +409,16 @@ class BundledMonitoring(pulumi.ComponentResource):
         cluster-scoped names are shared by every stack on the cluster."""
         cluster_name = f"{args.namespace}-prometheus-kubelet"
         labels = dict(prom.labels)
+        why = {CLUSTER_SCOPE: "monitoring.kubeletVolumeStats: Prometheus reads every kubelet's volume stats"}
         role = k8s.rbac.v1.ClusterRole(
             f"{name}-prometheus-kubelet",
-            metadata={"name": cluster_name, "labels": labels},
+            metadata={"name": cluster_name, "labels": labels, "annotations": why},
             rules=servers.kubelet_cluster_role_rules(),
             opts=pulumi.ResourceOptions(parent=self, depends_on=list(args.depends_on)),
         )
         k8s.rbac.v1.ClusterRoleBinding(
             f"{name}-prometheus-kubelet-binding",
-            metadata={"name": cluster_name, "labels": labels},
+            metadata={"name": cluster_name, "labels": labels, "annotations": why},
             role_ref={"api_group": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": cluster_name},
             subjects=[{"kind": "ServiceAccount", "name": prom.service_account_name, "namespace": args.namespace}],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, role]),
