@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pulumi_policy import Policy
 
-from . import availability, data_secrets, network_edge, pod_security, workload_hygiene
+from . import availability, data_secrets, network_edge, pod_security, rbac, workload_hygiene
 
 PACK_NAME = "support-platform-guardrails"
 
-THEMES = (pod_security, workload_hygiene, network_edge, availability, data_secrets)
+THEMES = (pod_security, workload_hygiene, network_edge, rbac, availability, data_secrets)
 
 
 def all_policies() -> list[Policy]:
