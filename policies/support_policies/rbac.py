@@ -152,8 +152,7 @@ def check_escalation(subject: Subject, _: Settings) -> Iterator[Finding]:
             yield Finding(
                 f"{rule.path}.resources",
                 resources,
-                "these sub-resources run commands in other pods, reach into them, or mint another "
-                "identity's token",
+                "these sub-resources run commands in other pods, reach into them, or mint another identity's token",
                 "remove them; debug with kubectl as a person, not with a workload's ServiceAccount",
             )
 
