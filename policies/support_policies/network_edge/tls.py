@@ -52,12 +52,11 @@ def check_ingress_tls(subject: Subject, _: Settings) -> Iterator[Finding]:
     if subject.kind != "Ingress":
         return
     spec = as_mapping(subject.props.get("spec"))
-    tls_hosts = [
-        host
-        for entry in as_sequence(spec.get("tls"))
-        for host in as_sequence(as_mapping(entry).get("hosts"))
-        if isinstance(host, str)
-    ]
+    entries = [as_mapping(entry) for entry in as_sequence(spec.get("tls"))]
+    tls_hosts = [host for entry in entries for host in as_sequence(entry.get("hosts")) if isinstance(host, str)]
+    # An entry without hosts is the certificate for the controller's catch-all host (the API's
+    # default): the only TLS a rule without a host, or the default backend, can be served with.
+    catch_all_tls = any(not as_sequence(entry.get("hosts")) for entry in entries)
     for index, rule in enumerate(as_sequence(spec.get("rules"))):
         host = as_str(as_mapping(rule).get("host"))
         if host and not any(certificate_covers(pattern, host) for pattern in tls_hosts):
@@ -67,6 +66,20 @@ def check_ingress_tls(subject: Subject, _: Settings) -> Iterator[Finding]:
                 "the host is served without TLS",
                 "list the host under spec.tls[].hosts with a secretName (a cert-manager certificate)",
             )
+        elif not host and not catch_all_tls:
+            yield Finding(
+                f"spec.rules[{index}].host",
+                None,
+                "a rule without a host answers every hostname, over plain HTTP: no TLS entry covers it",
+                "set the rule's host and list it under spec.tls[].hosts with a secretName",
+            )
+    if spec.get("defaultBackend") is not None and not catch_all_tls:
+        yield Finding(
+            "spec.defaultBackend",
+            spec.get("defaultBackend"),
+            "the default backend answers every hostname, over plain HTTP: no TLS entry covers it",
+            "route through rules with hosts listed under spec.tls[].hosts",
+        )
     redirect = annotations_of(subject.metadata).get("nginx.ingress.kubernetes.io/ssl-redirect")
     if isinstance(redirect, str) and redirect.lower() == "false":
         yield Finding(
@@ -294,7 +307,7 @@ def _route_tls(
 
 ingress_tls = resource_policy(
     name="ingress-tls",
-    description="Every Ingress host is covered by spec.tls; plain HTTP is not served.",
+    description="Every Ingress rule, with a host or without, is covered by spec.tls; plain HTTP is not served.",
     check=check_ingress_tls,
     severity=Severity.HIGH,
     tags=_TAGS,
