@@ -21,12 +21,14 @@ from dataclasses import dataclass
 SECRET_WORDS = frozenset(
     {
         "password",
+        "pass",
         "passwd",
         "passphrase",
         "secret",
         "token",
         "credential",
         "credentials",
+        "creds",
         "apikey",
         "privatekey",
         "authkey",
@@ -202,6 +204,7 @@ _TOKEN_FORMATS = (
     ("a Google API key", re.compile(r"\bAIza[0-9A-Za-z_-]{35}\b")),
     ("a Stripe live key", re.compile(r"\b(?:sk|rk)_live_[0-9A-Za-z]{16,}")),
     ("a JSON Web Token", re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}")),
+    ("an HTTP Authorization credential", re.compile(r"\b(?:Basic|Bearer)\s+[A-Za-z0-9._~+/-]{16,}=*")),
     ("a Slack webhook URL", re.compile(r"https://hooks\.slack\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]{16,}")),
     ("a Slack app token", re.compile(r"\bxapp-\d-[A-Z0-9]+-\d+-[a-f0-9]{16,}")),
     ("an Azure SAS signature", re.compile(r"[?&]sig=[A-Za-z0-9%/+]{20,}")),

@@ -58,6 +58,8 @@ CREDENTIAL_NAMES = [
     ".netrc",
     ".pgpass",
     "TS_AUTHKEY",
+    "SMTP_PASS",
+    "DB_CREDS",
 ]
 # Values a name must be refused with: short, masked, empty-looking or templated.
 ODD_VALUES = ["x", "ab12", "****", "xxxxxxxx", "<redacted>", "${AWS_SECRET_ACCESS_KEY}", "changeme"]
@@ -178,6 +180,8 @@ def test_public_material_is_not_a_private_key() -> None:
         ("https://acme.blob.core.windows.net/c?sv=2022-11-02&sig=abcdefghijklmnopqrstuvwxyz012345", "an Azure SAS"),
         ('{"type": "service_account", "project_id": "acme"}', "a GCP service account key"),
         ("password: ****", "an embedded `password` assignment"),
+        ('proxy_set_header Authorization "Basic c3VwcG9ydDpodW50ZXIyMDI0";', "an HTTP Authorization credential"),
+        ("Authorization: Bearer abcdefghijklmnopqrstuvwxyz012345", "an HTTP Authorization credential"),
     ],
 )
 def test_credentials_are_found_by_look(value: str, kind: str) -> None:
@@ -198,6 +202,7 @@ def test_credentials_are_found_by_look(value: str, kind: str) -> None:
         "[security]\nadmin_password = $__file{/etc/secrets/admin}\n",
         "password_file: /run/secrets/db/password",
         "https://hooks.example.com/notify",
+        "auth_basic_user_file /etc/nginx/htpasswd;",
     ],
 )
 def test_references_and_credential_free_values_pass(value: str) -> None:
