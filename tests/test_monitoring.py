@@ -266,11 +266,17 @@ def test_webhook_url_appears_only_in_secret_inputs(program: ProgramRun) -> None:
 def test_grafana_admin_password_from_the_generated_secret_and_no_anonymous_access(program: ProgramRun) -> None:
     spec = pod(program, "Deployment", "grafana")
     (container,) = spec["containers"]
+    # From a file of the mounted Secret, not the environment (checkov CKV_K8S_35).
     env = {e["name"]: e for e in container["env"]}
-    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "grafana-admin",
-        "key": "password",
+    assert env == {
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": {
+            "name": "GF_SECURITY_ADMIN_PASSWORD__FILE",
+            "value": "/etc/grafana/admin/password",
+        }
     }
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["admin"]["secret"] == {"secretName": "grafana-admin", "defaultMode": 0o440}
+    assert {"name": "admin", "mountPath": "/etc/grafana/admin", "readOnly": True} in container["volumeMounts"]
     admin = obj(program, "Secret", "grafana-admin")
     assert admin.secret_paths == {"stringData"}
     settings = obj(program, "ConfigMap", "grafana-env").inputs["data"]

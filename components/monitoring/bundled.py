@@ -317,14 +317,16 @@ class BundledMonitoring(pulumi.ComponentResource):
         gf_spec = workload.deployment_spec(gf, gf_svc, gf_svc.image, checksum, gf_svc.pre_stop_sleep_seconds + 30)
         gf_pod = gf_spec["template"]["spec"]
         gf_pod["containers"][0]["env"] = [
-            {
-                "name": servers.GRAFANA_ADMIN_PASSWORD_ENV,
-                "value_from": {"secret_key_ref": {"name": "grafana-admin", "key": "password"}},
-            }
+            {"name": servers.GRAFANA_ADMIN_PASSWORD_ENV, "value": f"{servers.GRAFANA_ADMIN_DIRECTORY}/password"}
         ]
         with_mounts(
             gf_pod,
             [
+                (
+                    "admin",
+                    servers.GRAFANA_ADMIN_DIRECTORY,
+                    {"secret": {"secret_name": "grafana-admin", "default_mode": 0o440}},
+                ),
                 (
                     "datasources",
                     "/etc/grafana/provisioning/datasources",

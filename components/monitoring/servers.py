@@ -95,7 +95,9 @@ GRAFANA_ENV = {
     "GF_PATHS_DATA": "/var/lib/grafana",
     "GF_LOG_MODE": "console",
 }
-GRAFANA_ADMIN_PASSWORD_ENV = "GF_SECURITY_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
+# Grafana reads any setting from a file through the __FILE suffix: the password stays out of the environment.
+GRAFANA_ADMIN_PASSWORD_ENV = "GF_SECURITY_ADMIN_PASSWORD__FILE"  # noqa: S105 (a variable name)
+GRAFANA_ADMIN_DIRECTORY = "/etc/grafana/admin"
 
 
 def grafana_service(settings: MonitoringSettings) -> ServiceSettings:
