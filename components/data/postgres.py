@@ -33,6 +33,10 @@ SCRIPTS_PATH = "/opt/support-platform"
 BACKUP_SCRIPT = (Path(__file__).parent / "files" / "pg-backup.sh").read_text()
 SECRET = "postgres-credentials"  # noqa: S105 (a Secret's name)
 PASSWORD_KEY = "password"  # noqa: S105 (a key name)
+# The Secret mounted as files: the image, the exporter and the hooks read the password from a file
+# (POSTGRES_PASSWORD_FILE, DATA_SOURCE_PASS_FILE), so it is in no container's environment.
+CREDENTIALS_PATH = "/etc/postgresql-credentials"
+PASSWORD_FILE = f"{CREDENTIALS_PATH}/{PASSWORD_KEY}"
 BACKUP_CLAIM = "postgres-backups"
 BACKUP_NAME = "postgres-backup"
 
@@ -44,10 +48,14 @@ class PostgresArgs:
     password: pulumi.Output[str]
 
 
-# postStart: the image sets POSTGRES_PASSWORD only at initdb. After a rotation the Secret (and
+# postStart: the image sets the password only at initdb. After a rotation the Secret (and
 # DATABASE_URL) carry the new password while the role keeps the old one, so every start sets it again
-# over the pod-private socket. \getenv keeps the password out of the process arguments.
+# over the pod-private socket. \getenv keeps the password out of the process arguments; an empty or
+# missing file fails the hook rather than set an empty password.
 ROLE_SYNC_HOOK = r"""
+password=$(cat "$POSTGRES_PASSWORD_FILE") && [ -n "$password" ] || {
+  echo "no password in POSTGRES_PASSWORD_FILE ($POSTGRES_PASSWORD_FILE)" >&2; exit 1
+}
 i=0
 until pg_isready --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_USER" --quiet; do
   i=$((i + 1))
@@ -55,8 +63,8 @@ until pg_isready --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_U
   sleep 1
 done
 printf '%s\n' '\getenv pw POSTGRES_PASSWORD' 'ALTER ROLE :"user" PASSWORD :'"'"'pw'"'"';' |
-  psql --no-psqlrc --quiet --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_USER" \
-    --dbname=postgres --set=ON_ERROR_STOP=1 --set=user="$POSTGRES_USER" >/dev/null
+  POSTGRES_PASSWORD="$password" psql --no-psqlrc --quiet --host="${PGHOST:-/var/run/postgresql}" \
+    --username="$POSTGRES_USER" --dbname=postgres --set=ON_ERROR_STOP=1 --set=user="$POSTGRES_USER" >/dev/null
 """
 
 
@@ -69,7 +77,7 @@ def query_command(settings: PostgresSettings) -> list[str]:
     return [
         "/bin/sh",
         "-c",
-        'PGPASSWORD="$POSTGRES_PASSWORD" psql --no-psqlrc --host=127.0.0.1 '
+        'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")" psql --no-psqlrc --host=127.0.0.1 '
         f"--port={PORT} --username={settings.user} --dbname={settings.database} --tuples-only "
         "--command='SELECT 1' >/dev/null",
     ]
@@ -208,7 +216,7 @@ class Postgres(pulumi.ComponentResource):
             {"name": "POSTGRES_DB", "value": s.database},
             {"name": "PGDATA", "value": PGDATA},
             {"name": "POSTGRES_INITDB_ARGS", "value": "--auth-host=scram-sha-256 --auth-local=scram-sha-256"},
-            store.secret_env("POSTGRES_PASSWORD", SECRET, PASSWORD_KEY),
+            {"name": "POSTGRES_PASSWORD_FILE", "value": PASSWORD_FILE},
         ]
         alive = is_ready_command(s)
         # First start runs initdb and a crash recovery may replay WAL for a while: ten minutes.
@@ -228,6 +236,8 @@ class Postgres(pulumi.ComponentResource):
         # Parallel queries share memory through /dev/shm, which a container gets only 64 MiB of.
         store.mount(pod, "shm", "/dev/shm", {"empty_dir": {"medium": "Memory", "size_limit": "256Mi"}})
         main["volume_mounts"][-1].pop("read_only")
+        credentials = {"name": "credentials", "mount_path": CREDENTIALS_PATH, "read_only": True}
+        store.mount(pod, "credentials", CREDENTIALS_PATH, {"secret": {"secret_name": SECRET, "default_mode": 0o440}})
         if s.exporter.enabled:
             pod["containers"].append(
                 store.sidecar(
@@ -237,12 +247,13 @@ class Postgres(pulumi.ComponentResource):
                     [
                         {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/{s.database}?sslmode=disable"},
                         {"name": "DATA_SOURCE_USER", "value": s.user},
-                        store.secret_env("DATA_SOURCE_PASS", SECRET, PASSWORD_KEY),
+                        {"name": "DATA_SOURCE_PASS_FILE", "value": PASSWORD_FILE},
                     ],
                     "/metrics",
                     "/",
                 )
             )
+            pod["containers"][-1]["volume_mounts"] = [credentials]
         k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
             metadata=workload.metadata("postgres", ns, ident.labels),
