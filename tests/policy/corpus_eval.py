@@ -18,6 +18,7 @@ the files that reproduce an object issue 20 lists.
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -196,6 +197,7 @@ def table(scores: Mapping[str, Score], cases: Sequence[Case]) -> str:
     return "\n".join(lines)
 
 
+@functools.cache  # deterministic: the tests that read it share one run
 def evaluate(stack: str = "production") -> tuple[list[Case], dict[str, frozenset[str]], dict[str, Score]]:
     cases = load_corpus()
     results = {case.name: flagged_by(case, stack) for case in cases}

@@ -18,7 +18,6 @@ POLICY_NAMES = [p.name for p in all_policies()]
 CASES = load_corpus()
 
 
-@functools.cache
 def corpus_results() -> tuple[list[Case], dict[str, frozenset[str]], dict[str, Score]]:
     return evaluate("production")
 
