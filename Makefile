@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv policies-venv test lint unit integration e2e cluster-test cluster cluster-down images bench figures snapshot schema up preview destroy clean
+.PHONY: help venv policies-venv test lint unit integration checkov e2e cluster-test cluster cluster-down images bench figures snapshot schema up preview destroy clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -37,6 +37,13 @@ unit: venv ## the fast loop: mocks, settings, snapshots, policies (no process st
 integration: venv ## tests that start real processes: PostgreSQL, Redis, promtool/amtool, the analyzer, CRD checks
 	$(BIN)/python -m pytest -q -m "integration and not engine"
 
+# checkov in a virtualenv of its own (requirements-checkov.txt pins its whole tree), on the manifests the
+# program renders for every stack; a finding passes only with a waiver and its reason in
+# policies/checkov-waivers.yaml (scripts/checkov_gate.py).
+checkov: venv ## checkov on the rendered manifests of dev, staging and production; only waived findings pass
+	@PYTHON=$(PYTHON) scripts/ensure-venv.sh checkov-venv requirements-checkov.txt
+	$(BIN)/python scripts/checkov_gate.py --checkov checkov-venv/bin/checkov
+
 e2e: venv policies-venv ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
 	scripts/engine/ensure-engine.sh >/dev/null
 	$(BIN)/python -m pytest -q -m "engine and not cluster" tests/e2e
@@ -52,7 +59,7 @@ cluster: ## start a throwaway control plane (kwok) to look around with kubectl; 
 cluster-down: ## stop that control plane; no process is left
 	@scripts/cluster.sh down
 
-test: lint unit integration e2e cluster-test ## everything CI runs: lint, unit, integration, engine and cluster suites (builds what they need once)
+test: lint unit integration checkov e2e cluster-test ## everything CI runs: lint, unit, integration, checkov, engine and cluster suites (builds what they need once)
 
 bench: venv policies-venv ## print median preview times of production (pack, trivial pack, none, floor), per-resource costs, a warm make up
 	$(BIN)/python scripts/bench.py
@@ -79,4 +86,4 @@ destroy: venv policies-venv ## destroy STACK (dev: empties rendered/dev)
 	scripts/stack.sh destroy $(STACK)
 
 clean: ## remove the virtualenv, caches and rendered manifests (not the Pulumi state)
-	rm -rf $(VENV) policies/venv .pytest_cache .mypy_cache .ruff_cache rendered
+	rm -rf $(VENV) policies/venv checkov-venv .pytest_cache .mypy_cache .ruff_cache rendered

@@ -15,6 +15,8 @@ DATA_NAMESPACE_LABEL: Final = f"{ANNOTATION_PREFIX}/data"
 CHECKSUM_ANNOTATION: Final = f"{ANNOTATION_PREFIX}/config-checksum"
 # A workload that mounts an API token says why (the policy pack refuses a token without a reason).
 NEEDS_KUBERNETES_API: Final = f"{ANNOTATION_PREFIX}/needs-kubernetes-api"
+# A ClusterRole or ClusterRoleBinding names the setting that asked for it (the pack refuses one without).
+CLUSTER_SCOPE: Final = f"{ANNOTATION_PREFIX}/cluster-scope"
 
 
 def selector_labels(name: str, instance: str) -> dict[str, str]:

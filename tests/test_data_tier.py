@@ -401,8 +401,10 @@ def test_postgres_probes_ask_pg_isready_for_the_user(run: ProgramRun) -> None:
         assert "--port=5432" in command
     # Ready: the app's user logs in to the app's database with the password from the Secret.
     ready = " ".join(main["readinessProbe"]["exec"]["command"])
-    assert 'PGPASSWORD="$POSTGRES_PASSWORD" psql' in ready and "--username=support --dbname=support" in ready
-    assert env_of(main)["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "postgres-credentials"
+    assert (
+        'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")" psql' in ready and "--username=support --dbname=support" in ready
+    )
+    assert env_of(main)["POSTGRES_PASSWORD_FILE"]["value"] == "/etc/postgresql-credentials/password"
     startup = main["startupProbe"]
     # initdb on first start, WAL replay after a crash: ten minutes before liveness applies.
     assert startup["periodSeconds"] * startup["failureThreshold"] >= 600
@@ -435,20 +437,25 @@ def test_chroma_probes_get_the_heartbeat(run: ProgramRun) -> None:
 
 
 EXPORTERS = {
-    "postgres": (9187, "DATA_SOURCE_PASS", "postgres-credentials"),
-    "redis": (9121, "REDIS_PASSWORD", "redis-credentials"),
+    # postgres_exporter reads the password from the mounted Secret's file; redis_exporter from env.
+    "postgres": (9187, "DATA_SOURCE_PASS_FILE", {"value": "/etc/postgresql-credentials/password"}),
+    "redis": (
+        9121,
+        "REDIS_PASSWORD",
+        {"valueFrom": {"secretKeyRef": {"name": "redis-credentials", "key": "password"}}},
+    ),
 }
 
 
 @pytest.mark.parametrize("store", EXPORTERS)
 def test_exporter_is_a_sidecar_with_credentials_from_the_secret(run: ProgramRun, store: str) -> None:
-    port, variable, secret = EXPORTERS[store]
+    port, variable, source = EXPORTERS[store]
     sts = obj(run, "StatefulSet", store)
     assert list(containers(sts)) == [store, "exporter"]
     exporter = containers(sts)["exporter"]
     assert exporter["ports"] == [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]
     assert exporter["image"] == getattr(DEFAULTS, store).exporter.image
-    assert env_of(exporter)[variable]["valueFrom"] == {"secretKeyRef": {"name": secret, "key": "password"}}
+    assert env_of(exporter)[variable] == {"name": variable, **source}
     assert all(probe["httpGet"]["port"] == "metrics" for probe in probes(exporter))
     service_ports = {p["name"]: p["port"] for p in obj(run, "Service", store).get("spec.ports")}
     assert service_ports["metrics"] == port
@@ -488,7 +495,9 @@ def test_no_password_literal_in_any_env(run: ProgramRun) -> None:
     for workload in [w for w in workloads if w.get("metadata.namespace") in (DATA, APP)]:
         for container in pod_of(workload)["containers"]:
             for entry in container.get("env", []):
-                if re.search(r"PASS|AUTH|TOKEN|SECRET|_URL$", entry["name"]):
+                if entry["name"].endswith("_FILE"):  # a path to a mounted Secret's file
+                    assert entry["value"].startswith("/"), (workload.name, entry)
+                elif re.search(r"PASS|AUTH|TOKEN|SECRET|_URL$", entry["name"]):
                     assert "value" not in entry, (workload.name, entry)
                     assert "secretKeyRef" in entry["valueFrom"], (workload.name, entry)
                 else:
@@ -509,9 +518,13 @@ def test_store_secret_holds_the_generated_password_marked_secret(run: ProgramRun
     assert secret.inputs["stringData"]["password"] == password
     main = containers(obj(run, "StatefulSet", store))[store]
     if store == "postgres":
-        assert env_of(main)["POSTGRES_PASSWORD"]["valueFrom"] == {
-            "secretKeyRef": {"name": "postgres-credentials", "key": "password"}
-        }
+        # Mounted as files for the server and its exporter: in no container's environment.
+        sts = obj(run, "StatefulSet", store)
+        volumes = {v["name"]: v for v in sts.inputs["spec"]["template"]["spec"]["volumes"]}
+        assert volumes["credentials"]["secret"] == {"secretName": "postgres-credentials", "defaultMode": 0o440}
+        mount = {"name": "credentials", "mountPath": "/etc/postgresql-credentials", "readOnly": True}
+        assert all(mount in c["volumeMounts"] for c in containers(sts).values())
+        assert "POSTGRES_PASSWORD" not in env_of(main)
 
 
 def test_redis_password_arrives_by_an_include_from_the_secret(run: ProgramRun) -> None:
@@ -933,5 +946,5 @@ def test_the_last_updates_outputs_are_read_once_for_this_stack() -> None:
 def test_postgres_sets_a_rotated_password_again_on_every_start(run: ProgramRun) -> None:
     main = containers(obj(run, "StatefulSet", "postgres"))["postgres"]
     assert main["lifecycle"]["postStart"]["exec"]["command"] == ["/bin/sh", "-c", ROLE_SYNC_HOOK]
-    # The hook reads the password from the Secret-backed env, never from an argument.
-    assert "POSTGRES_PASSWORD" in ROLE_SYNC_HOOK and env_of(main)["POSTGRES_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    # The hook reads the password from the Secret's file, never from an argument.
+    assert '"$POSTGRES_PASSWORD_FILE"' in ROLE_SYNC_HOOK and env_of(main)["POSTGRES_PASSWORD_FILE"]["value"]

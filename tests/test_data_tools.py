@@ -24,8 +24,8 @@ from typing import Any
 
 import pytest
 
-from components.config import quantity_bytes
-from components.data.postgres import ROLE_SYNC_HOOK
+from components.config import PostgresSettings, quantity_bytes
+from components.data.postgres import PORT, ROLE_SYNC_HOOK, query_command
 from components.data.server_config import (
     pg_hba_conf,
     postgresql_conf,
@@ -480,20 +480,32 @@ def test_the_socket_trusts_the_pods_own_processes_and_tcp_needs_the_password(pos
     assert probe.returncode == 0, probe.stdout + probe.stderr
 
 
+def sync_role(postgres: Postgres, password: str | None) -> subprocess.CompletedProcess[str]:
+    """The postStart hook as the pod runs it, with the Secret's password file (None: no file)."""
+    password_file = postgres.base / "credentials" / "password"
+    password_file.parent.mkdir(exist_ok=True)
+    password_file.parent.chmod(0o755)
+    password_file.unlink(missing_ok=True)
+    if password is not None:
+        password_file.write_text(password)  # as the kubelet writes a Secret key: no trailing newline
+        password_file.chmod(0o644)
+    env = {
+        "PATH": f"{postgres.bindir}:{os.environ['PATH']}",
+        "HOME": str(postgres.base),
+        "PGHOST": str(postgres.socket_dir),
+        "PGPORT": str(postgres.port),
+        "POSTGRES_USER": "postgres",
+        "POSTGRES_PASSWORD_FILE": str(password_file),
+    }
+    return run(as_service(["/bin/sh", "-c", ROLE_SYNC_HOOK]), env=env)
+
+
 def test_the_poststart_hook_sets_a_rotated_password_again(postgres: Postgres) -> None:
-    """The image applies POSTGRES_PASSWORD at initdb only; after a rotation the hook makes the role match."""
+    """The image applies the password file at initdb only; after a rotation the hook makes the role match."""
     rotated = secrets.token_urlsafe(18)
 
     def sync(password: str) -> subprocess.CompletedProcess[str]:
-        env = {
-            "PATH": f"{postgres.bindir}:{os.environ['PATH']}",
-            "HOME": str(postgres.base),
-            "PGHOST": str(postgres.socket_dir),
-            "PGPORT": str(postgres.port),
-            "POSTGRES_USER": "postgres",
-            "POSTGRES_PASSWORD": password,
-        }
-        return run(as_service(["/bin/sh", "-c", ROLE_SYNC_HOOK]), env=env)
+        return sync_role(postgres, password)
 
     try:
         done = sync(rotated)
@@ -505,6 +517,27 @@ def test_the_poststart_hook_sets_a_rotated_password_again(postgres: Postgres) ->
         restored = sync(postgres.password)
         assert restored.returncode == 0, restored.stderr
     assert postgres.value("SELECT 1") == "1"
+
+
+@pytest.mark.parametrize(("right", "returncode"), [(True, 0), (False, 2)])
+def test_the_readiness_query_logs_in_with_the_password_file(postgres: Postgres, right: bool, returncode: int) -> None:
+    password_file = postgres.base / "ready-password"
+    password_file.write_text(postgres.password if right else "wrong")
+    password_file.chmod(0o644)
+    shell, flag, command = query_command(PostgresSettings.model_validate({"user": "postgres", "database": "postgres"}))
+    assert f"--port={PORT}" in command
+    command = command.replace(f"--port={PORT}", f"--port={postgres.port}")
+    env = {"PATH": f"{postgres.bindir}:{os.environ['PATH']}", "POSTGRES_PASSWORD_FILE": str(password_file)}
+    done = run(as_service([shell, flag, command]), env=env)
+    assert done.returncode == returncode, done.stderr
+    assert postgres.password not in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize("password", [None, ""])
+def test_the_poststart_hook_never_sets_an_empty_password(postgres: Postgres, password: str | None) -> None:
+    done = sync_role(postgres, password)
+    assert done.returncode == 1 and "no password in POSTGRES_PASSWORD_FILE" in done.stderr
+    assert postgres.value("SELECT 1") == "1"  # the role still has its password
 
 
 def test_pg_isready_as_a_uid_without_passwd_entry_needs_a_user_name(postgres: Postgres) -> None:

@@ -36,6 +36,7 @@ KSM = "kube-state-metrics"
 PLATFORM_NAMESPACES = {"support-app", "support-data", MONITORING}
 KSM_RESOURCES = "cronjobs,deployments,jobs,persistentvolumeclaims,pods,statefulsets"
 API_ANNOTATION = "support-platform.io/needs-kubernetes-api"
+CLUSTER_SCOPE = "support-platform.io/cluster-scope"
 
 
 @functools.cache
@@ -267,11 +268,17 @@ def test_webhook_url_appears_only_in_secret_inputs(program: ProgramRun) -> None:
 def test_grafana_admin_password_from_the_generated_secret_and_no_anonymous_access(program: ProgramRun) -> None:
     spec = pod(program, "Deployment", "grafana")
     (container,) = spec["containers"]
+    # From a file of the mounted Secret, not the environment (checkov CKV_K8S_35).
     env = {e["name"]: e for e in container["env"]}
-    assert env["GF_SECURITY_ADMIN_PASSWORD"]["valueFrom"]["secretKeyRef"] == {
-        "name": "grafana-admin",
-        "key": "password",
+    assert env == {
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": {
+            "name": "GF_SECURITY_ADMIN_PASSWORD__FILE",
+            "value": "/etc/grafana/admin/password",
+        }
     }
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    assert volumes["admin"]["secret"] == {"secretName": "grafana-admin", "defaultMode": 0o440}
+    assert {"name": "admin", "mountPath": "/etc/grafana/admin", "readOnly": True} in container["volumeMounts"]
     admin = obj(program, "Secret", "grafana-admin")
     assert admin.secret_paths == {"stringData"}
     settings = obj(program, "ConfigMap", "grafana-env").inputs["data"]
@@ -534,7 +541,9 @@ def test_kubelet_volume_stats_add_a_cluster_role_and_a_scrape_job_through_the_ap
     ]
     annotation = obj(result, "StatefulSet", "prometheus").inputs["metadata"]["annotations"][API_ANNOTATION]
     assert "kubelets" in annotation
-    # The pack has no rule against cluster-scoped RBAC; the opt-in passes it as it is.
+    # The pack refuses cluster-scoped RBAC without a reason; the opt-in names its setting.
+    assert role.inputs["metadata"]["annotations"][CLUSTER_SCOPE].startswith("monitoring.kubeletVolumeStats: ")
+    assert binding.inputs["metadata"]["annotations"] == role.inputs["metadata"]["annotations"]
     assert mandatory(run_pack(result.resources, stack)) == []
 
 

@@ -32,7 +32,7 @@ from components.data.store_workload import (
 )
 from components.kit import workload
 from components.kit.objects import Manifest, config_map, digest, register, secret
-from components.kit.workload import METRICS_PORT_NAME, exec_probe, mount, secret_env
+from components.kit.workload import METRICS_PORT_NAME, exec_probe, mount
 from components.labels import selector_labels
 
 EXPORTER_PORT = 9187
@@ -40,6 +40,10 @@ DATA_PATH = "/var/lib/postgresql/data"
 # A subdirectory: the claim's root is not ours to own (see the module docstring).
 PGDATA = f"{DATA_PATH}/pgdata"
 CONFIG_PATH = "/etc/postgresql"
+# The Secret mounted as files: the image, the exporter and the hooks read the password from a file
+# (POSTGRES_PASSWORD_FILE, DATA_SOURCE_PASS_FILE), so it is in no container's environment.
+CREDENTIALS_PATH = "/etc/postgresql-credentials"
+PASSWORD_FILE = f"{CREDENTIALS_PATH}/{PASSWORD_KEY}"
 
 
 @dataclass(frozen=True)
@@ -49,10 +53,14 @@ class PostgresArgs:
     password: pulumi.Output[str]
 
 
-# postStart: the image sets POSTGRES_PASSWORD only at initdb. After a rotation the Secret (and
+# postStart: the image sets the password only at initdb. After a rotation the Secret (and
 # DATABASE_URL) carry the new password while the role keeps the old one, so every start sets it again
-# over the pod-private socket. \getenv keeps the password out of the process arguments.
+# over the pod-private socket. \getenv keeps the password out of the process arguments; an empty or
+# missing file fails the hook rather than set an empty password.
 ROLE_SYNC_HOOK = r"""
+password=$(cat "$POSTGRES_PASSWORD_FILE") && [ -n "$password" ] || {
+  echo "no password in POSTGRES_PASSWORD_FILE ($POSTGRES_PASSWORD_FILE)" >&2; exit 1
+}
 i=0
 until pg_isready --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_USER" --quiet; do
   i=$((i + 1))
@@ -60,8 +68,8 @@ until pg_isready --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_U
   sleep 1
 done
 printf '%s\n' '\getenv pw POSTGRES_PASSWORD' 'ALTER ROLE :"user" PASSWORD :'"'"'pw'"'"';' |
-  psql --no-psqlrc --quiet --host="${PGHOST:-/var/run/postgresql}" --username="$POSTGRES_USER" \
-    --dbname=postgres --set=ON_ERROR_STOP=1 --set=user="$POSTGRES_USER" >/dev/null
+  POSTGRES_PASSWORD="$password" psql --no-psqlrc --quiet --host="${PGHOST:-/var/run/postgresql}" \
+    --username="$POSTGRES_USER" --dbname=postgres --set=ON_ERROR_STOP=1 --set=user="$POSTGRES_USER" >/dev/null
 """
 
 
@@ -74,7 +82,7 @@ def query_command(settings: PostgresSettings) -> list[str]:
     return [
         "/bin/sh",
         "-c",
-        'PGPASSWORD="$POSTGRES_PASSWORD" psql --no-psqlrc --host=127.0.0.1 '
+        'PGPASSWORD="$(cat "$POSTGRES_PASSWORD_FILE")" psql --no-psqlrc --host=127.0.0.1 '
         f"--port={PORT} --username={settings.user} --dbname={settings.database} --tuples-only "
         "--command='SELECT 1' >/dev/null",
     ]
@@ -103,9 +111,11 @@ class Postgres(pulumi.ComponentResource):
             exporter_env = [
                 {"name": "DATA_SOURCE_URI", "value": f"127.0.0.1:{PORT}/{s.database}?sslmode=disable"},
                 {"name": "DATA_SOURCE_USER", "value": s.user},
-                secret_env("DATA_SOURCE_PASS", SECRET, PASSWORD_KEY),
+                {"name": "DATA_SOURCE_PASS_FILE", "value": PASSWORD_FILE},
             ]
-            sidecars.append(sidecar("exporter", s.exporter.image, EXPORTER_PORT, exporter_env, "/metrics", "/"))
+            exporter = sidecar("exporter", s.exporter.image, EXPORTER_PORT, exporter_env, "/metrics", "/")
+            exporter["volume_mounts"] = [{"name": "credentials", "mount_path": CREDENTIALS_PATH, "read_only": True}]
+            sidecars.append(exporter)
         spec = store_workload(
             "postgres",
             ctx,
@@ -130,7 +140,7 @@ class Postgres(pulumi.ComponentResource):
                 {"name": "POSTGRES_DB", "value": s.database},
                 {"name": "PGDATA", "value": PGDATA},
                 {"name": "POSTGRES_INITDB_ARGS", "value": "--auth-host=scram-sha-256 --auth-local=scram-sha-256"},
-                secret_env("POSTGRES_PASSWORD", SECRET, PASSWORD_KEY),
+                {"name": "POSTGRES_PASSWORD_FILE", "value": PASSWORD_FILE},
             ],
             # SIGTERM is a "smart" shutdown that waits for every client to leave, which pooled
             # connections never do: stop fast (clean, no recovery on start) before the kubelet's signal.
@@ -157,6 +167,7 @@ class Postgres(pulumi.ComponentResource):
         # Parallel queries share memory through /dev/shm, which a container gets only 64 MiB of.
         mount(pod, "shm", "/dev/shm", {"empty_dir": {"medium": "Memory", "size_limit": "256Mi"}})
         pod["containers"][0]["volume_mounts"][-1].pop("read_only")
+        mount(pod, "credentials", CREDENTIALS_PATH, {"secret": {"secret_name": SECRET, "default_mode": 0o440}})
         manifests = [
             secret(f"{name}-credentials", SECRET, ns, labels, {PASSWORD_KEY: args.password}),
             config_map(f"{name}-config", "postgres-config", ns, labels, config),

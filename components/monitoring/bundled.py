@@ -23,7 +23,7 @@ from components.contracts import MetricsEndpoint
 from components.kit import network, workload
 from components.kit.context import TierContext
 from components.kit.objects import Manifest, config_map, digest, register, secret, workload_kit
-from components.labels import NEEDS_KUBERNETES_API
+from components.labels import CLUSTER_SCOPE, NEEDS_KUBERNETES_API
 from components.monitoring import server_workloads as servers
 from components.monitoring.alertmanager_config import alertmanager_config
 from components.monitoring.dashboards import dashboards, provider_config
@@ -159,7 +159,8 @@ def kubelet_access_manifests(name: str, prometheus: workload.WorkloadIdentity) -
     through the API server proxy needs the program's only ClusterRole. Named after the namespace:
     cluster-scoped names are shared by every stack on the cluster."""
     cluster_name = f"{prometheus.namespace}-prometheus-kubelet"
-    metadata = {"name": cluster_name, "labels": dict(prometheus.labels)}
+    why = {CLUSTER_SCOPE: "monitoring.kubeletVolumeStats: Prometheus reads every kubelet's volume stats"}
+    metadata = {"name": cluster_name, "labels": dict(prometheus.labels), "annotations": why}
     role = f"{name}-prometheus-kubelet"
     subject = {"kind": "ServiceAccount", "name": prometheus.service_account_name, "namespace": prometheus.namespace}
     return [
@@ -219,6 +220,8 @@ def grafana_manifests(
     checksum = pulumi.Output.unsecret(admin_password.apply(lambda p: digest({**read_at_start, "password": p})))
     deployment = workload.deployment_spec(spec, checksum)
     pod = deployment["template"]["spec"]
+    secret_file = {"secret": {"secret_name": servers.GRAFANA_ADMIN_SECRET, "default_mode": 0o440}}
+    workload.mount(pod, "admin", servers.GRAFANA_ADMIN_DIRECTORY, secret_file)
     for volume, path, source in (
         ("datasources", "/etc/grafana/provisioning/datasources", "grafana-datasources"),
         ("dashboard-provider", "/etc/grafana/provisioning/dashboards", "grafana-dashboard-provider"),

@@ -140,8 +140,10 @@ GRAFANA_ENV = {
     "GF_PATHS_DATA": "/var/lib/grafana",
     "GF_LOG_MODE": "console",
 }
-GRAFANA_ADMIN_PASSWORD_ENV = "GF_SECURITY_ADMIN_PASSWORD"  # noqa: S105 (a variable name)
+# Grafana reads any setting from a file through the __FILE suffix: the password stays out of the environment.
+GRAFANA_ADMIN_PASSWORD_ENV = "GF_SECURITY_ADMIN_PASSWORD__FILE"  # noqa: S105 (a variable name)
 GRAFANA_ADMIN_SECRET = "grafana-admin"  # noqa: S105 (a Secret's name)
+GRAFANA_ADMIN_DIRECTORY = "/etc/grafana/admin"
 
 
 def grafana_workload(settings: MonitoringSettings, identity: workload.WorkloadIdentity) -> workload.WorkloadSpec:
@@ -157,7 +159,7 @@ def grafana_workload(settings: MonitoringSettings, identity: workload.WorkloadId
         },
         {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "512Mi", "cpu": "500m"}},
         writable_paths=["/tmp", "/var/lib/grafana"],
-        env=[workload.secret_env(GRAFANA_ADMIN_PASSWORD_ENV, GRAFANA_ADMIN_SECRET, "password")],
+        env=[{"name": GRAFANA_ADMIN_PASSWORD_ENV, "value": f"{GRAFANA_ADMIN_DIRECTORY}/password"}],
     )
 
 

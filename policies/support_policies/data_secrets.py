@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import base64
 import binascii
-from collections.abc import Iterator
+import re
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from pulumi_policy import Severity
@@ -17,7 +18,7 @@ from pulumi_policy import Severity
 from .framework import DATA_NAMESPACE_LABEL, Finding, Settings, Subject, resource_policy
 from .k8s import K8S_PACKAGE, as_mapping, as_sequence, as_str, labels_of, urn_type_and_name
 from .pod_specs import containers, pod_template
-from .secret_detection import find_secret_values, is_placeholder, is_secret_name, redact
+from .secret_detection import find_secret_values, is_secret_name, redact
 
 _TAGS = ("data-secrets",)
 
@@ -69,11 +70,12 @@ def check_config_map(subject: Subject, _: Settings) -> Iterator[Finding]:
             if value is None:
                 continue
             text = _decoded(value) if decode else value
-            if is_secret_name(key) and not is_placeholder(text or value):
+            # By name, whatever the value: short, masked or empty, the key says a credential lives here.
+            if is_secret_name(key):
                 yield Finding(
                     path,
                     redact(value),
-                    f"the key {key!r} names a secret and ConfigMaps are stored and shown in plain text",
+                    f"the key {key!r} names a credential and ConfigMaps are stored and shown in plain text",
                     fix,
                 )
                 continue
@@ -89,23 +91,38 @@ def check_config_map(subject: Subject, _: Settings) -> Iterator[Finding]:
 # --- literal secret env ---------------------------------------------------------------------
 
 
+# `$(NAME)`: Kubernetes substitutes another variable of the same container (or leaves it as is).
+_DEPENDENT_VARIABLE = re.compile(r"^\$\((?P<name>[A-Za-z_][A-Za-z0-9_.-]*)\)$")
+
+
 def check_secret_env(subject: Subject, _: Settings) -> Iterator[Finding]:
     pod = pod_template(subject.resource_type, subject.props)
     if pod is None:
         return
     for container in containers(pod):
-        for index, entry in enumerate(as_sequence(container.spec.get("env"))):
-            env = as_mapping(entry)
+        entries = [as_mapping(entry) for entry in as_sequence(container.spec.get("env"))]
+        literals = {as_str(e.get("name")): as_str(e.get("value")) for e in entries if "valueFrom" not in e}
+        for index, env in enumerate(entries):
             name = as_str(env.get("name")) or str(index)
             base = f"{container.path}.env[{name}]"
-            yield from _env_findings(base, name, env.get("value"), as_mapping(env.get("valueFrom")))
+            value = _resolved(as_str(env.get("value")), literals)
+            yield from _env_findings(base, name, value, as_mapping(env.get("valueFrom")))
 
 
-def _env_findings(base: str, name: str, value: Any, value_from: Any) -> Iterator[Finding]:
+def _resolved(value: str | None, literals: Mapping[str | None, str | None]) -> str | None:
+    """A `$(NAME)` reference to a literal of the same container is that literal; to a variable from a
+    Secret (or to nothing, which Kubernetes leaves as the text itself) it holds no secret."""
+    match = _DEPENDENT_VARIABLE.match(value or "")
+    if match is None:
+        return value
+    return literals.get(match.group("name")) or None
+
+
+def _env_findings(base: str, name: str, literal: str | None, value_from: Any) -> Iterator[Finding]:
     fix = f"set env {name} from valueFrom.secretKeyRef (a Kubernetes Secret created from a Pulumi secret)"
-    literal = as_str(value)
     if is_secret_name(name):
-        if literal and not is_placeholder(literal):
+        # Whatever the literal is (short, masked, a `${X}` nobody expands), the name says it is a credential.
+        if literal is not None and literal.strip():
             yield Finding(
                 f"{base}.value",
                 redact(literal),

@@ -205,6 +205,31 @@ def resource_policy(
     )
 
 
+@dataclass(frozen=True)
+class Theme:
+    """What the resource policies of one theme share: their tags and their usual severity."""
+
+    tags: tuple[str, ...]
+    severity: Severity
+
+    def policy(
+        self,
+        name: str,
+        description: str,
+        check: ResourceCheck,
+        severity: Severity | None = None,
+        settings: tuple[Setting, ...] = (),
+    ) -> ResourceValidationPolicy:
+        return resource_policy(
+            name=name,
+            description=description,
+            check=check,
+            severity=severity or self.severity,
+            tags=self.tags,
+            settings=settings,
+        )
+
+
 def stack_policy(
     *,
     name: str,

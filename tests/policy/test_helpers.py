@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from support_policies import k8s, pod_specs
 from support_policies.secret_detection import (
     DESCRIPTOR_WORDS,
+    SECRET_SUFFIXES,
     SECRET_WORDS,
     find_secret_values,
     is_placeholder,
@@ -153,7 +154,10 @@ _word = st.text(alphabet=string.ascii_lowercase, min_size=2, max_size=8).filter(
     lambda w: (
         w not in SECRET_WORDS
         and w not in DESCRIPTOR_WORDS
-        and w not in {"api", "private", "access", "client", "signing", "encryption", "master", "key"}
+        and not w.endswith(SECRET_SUFFIXES)
+        # one word of every credential pair, so that generated names never form one
+        and w not in {"api", "private", "access", "client", "signing", "encryption", "master", "key", "pat", "str"}
+        and w not in {"string", "json"}
     )
 )
 

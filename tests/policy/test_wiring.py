@@ -57,6 +57,12 @@ CATALOGUE: dict[str, tuple[str, ...]] = {
     # Snippets can rewrite what the TLS rule guarantees (redirects, headers), so they sit with it.
     "TLS": ("ingress-tls", "ingress-no-snippets", "httproute-tls"),
     "host sanity": ("edge-host-sanity", "edge-unique-host-paths"),
+    # RBAC
+    "no admin bindings": ("rbac-no-admin-bindings",),
+    "no wildcards": ("rbac-no-wildcards",),
+    "no escalation": ("rbac-no-escalation",),
+    "secrets": ("rbac-secret-reads",),
+    "cluster scope": ("rbac-cluster-scope",),
     # Availability
     "disruption budget": ("pdb-coverage", "pdb-allows-disruption"),
     "autoscaling": ("hpa-sanity",),
@@ -193,7 +199,7 @@ def test_enforcement_levels_per_stack() -> None:
     assert {n for n, lvl in levels["staging"].items() if lvl != "mandatory"} == {"protect-stateful-resources"}
     assert levels["staging"]["protect-stateful-resources"] == "disabled"
     relaxed_in_dev = {n for n, lvl in levels["dev"].items() if lvl != "mandatory"}
-    security = {n for n in NAMES if n.startswith("pss-")} | {
+    security = {n for n in NAMES if n.startswith(("pss-", "rbac-"))} | {
         "no-secrets-in-config-maps",
         "no-literal-secret-env",
         "explicit-kubernetes-provider",
