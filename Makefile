@@ -40,9 +40,11 @@ integration: venv ## tests that start real processes: PostgreSQL, Redis, promtoo
 # checkov in a virtualenv of its own (requirements-checkov.txt pins its whole tree), on the manifests the
 # program renders for every stack; a finding passes only with a waiver and its reason in
 # policies/checkov-waivers.yaml (scripts/checkov_gate.py).
+# Outside the checkout, keyed by its requirements: a fresh clone (every CI run) reuses it.
+CHECKOV_VENV ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/support-platform/venvs/checkov
 checkov: venv ## checkov on the rendered manifests of dev, staging and production; only waived findings pass
-	@PYTHON=$(PYTHON) scripts/ensure-venv.sh checkov-venv requirements-checkov.txt
-	$(BIN)/python scripts/checkov_gate.py --checkov checkov-venv/bin/checkov
+	@PYTHON=$(PYTHON) scripts/ensure-venv.sh $(CHECKOV_VENV) requirements-checkov.txt
+	$(BIN)/python scripts/checkov_gate.py --checkov $(CHECKOV_VENV)/bin/checkov
 
 e2e: venv policies-venv ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
 	scripts/engine/ensure-engine.sh >/dev/null
@@ -86,4 +88,4 @@ destroy: venv policies-venv ## destroy STACK (dev: empties rendered/dev)
 	scripts/stack.sh destroy $(STACK)
 
 clean: ## remove the virtualenv, caches and rendered manifests (not the Pulumi state)
-	rm -rf $(VENV) policies/venv checkov-venv .pytest_cache .mypy_cache .ruff_cache rendered
+	rm -rf $(VENV) policies/venv .pytest_cache .mypy_cache .ruff_cache rendered

@@ -31,7 +31,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 WAIVERS = ROOT / "policies" / "checkov-waivers.yaml"
 STACKS = ("dev", "staging", "production")
-DEFAULT_CHECKOV = ROOT / "checkov-venv" / "bin" / "checkov"
+# Where `make checkov` keeps checkov's virtualenv: outside the checkout, so fresh clones reuse it.
+CACHE = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+DEFAULT_CHECKOV = CACHE / "support-platform" / "venvs" / "checkov" / "bin" / "checkov"
 BLANK = "<generated at deploy time>"
 
 
@@ -200,7 +202,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--keep", type=Path, help="render into this directory and keep it (default: a temporary one)")
     args = parser.parse_args(argv)
     if not args.checkov.exists():
-        print(f"error: {args.checkov} does not exist; run `make checkov` (it builds checkov-venv)", file=sys.stderr)
+        print(
+            f"error: {args.checkov} does not exist; run `make checkov` (it builds checkov's virtualenv)",
+            file=sys.stderr,
+        )
         return 2
     stacks = args.stack or list(STACKS)
     waivers = load_waivers()
