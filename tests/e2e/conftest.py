@@ -25,7 +25,16 @@ from scripts import rollback
 from tests.harness import TEST_SECRETS
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
+PROJECT_FILES = (
+    "Pulumi.yaml",
+    "Pulumi.dev.yaml",
+    "Pulumi.staging.yaml",
+    "Pulumi.production.yaml",
+    "__main__.py",
+    # scripts/stack.sh makes sure of the virtualenvs by these files (the copy links the project's venv).
+    "requirements.txt",
+    "requirements-dev.txt",
+)
 PROJECT_DIRS = ("components", "policies", "scripts")
 PASSPHRASE = "e2e-test-passphrase"
 
