@@ -49,6 +49,13 @@ def test_an_edited_image_is_reported_with_resource_property_and_values() -> None
         "| `Deployment support-app/api` (`api-deployment`) | `spec.template.spec.containers[0].image` "
         "| `api:1.4.0` → `api:9.9.9-hotfix` |"
     )
+    # How to undo it: the hand edit owns the field now; give it back, then deploy with --refresh.
+    text = drift_report.render("production", [found], [], 60_000)
+    assert (
+        "- `kubectl --namespace support-app patch Deployment.v1.apps api --type=merge "
+        """-p '{"metadata":{"managedFields":[{}]}}'`"""
+    ) in text
+    assert "- `scripts/stack.sh up production --refresh`" in text
 
 
 def test_a_secret_is_named_but_its_values_never_shown() -> None:

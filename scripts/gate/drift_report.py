@@ -86,6 +86,7 @@ class Difference:
     live: str | None
     secret: bool = False
     allowed_by: str | None = None  # the allowlist entry's reason
+    handback: str | None = None  # the command that gives the resource's fields back to Pulumi
 
     def render(self) -> str:
         if not self.path:
@@ -101,6 +102,24 @@ def _label(step: Step) -> str:
     metadata = outputs.get("metadata") or {}
     where = f"{metadata['namespace']}/" if metadata.get("namespace") else ""
     return f"{kind} {where}{metadata.get('name', step.name)}"
+
+
+HANDBACK = """-p '{"metadata":{"managedFields":[{}]}}'"""
+
+
+def _handback(step: Step) -> str | None:
+    """A kubectl command clearing the object's field ownership. A hand edit (kubectl edit, patch, set)
+    takes the fields it writes from Pulumi's field manager, and Pulumi's next server-side apply of
+    another value then fails with a field conflict, at preview already; with the ownership cleared,
+    the next deploy owns them again."""
+    outputs = (step.old or {}).get("outputs") or {}
+    if not step.type.startswith("kubernetes:") or "kind" not in outputs:
+        return None
+    group, _, version = str(outputs.get("apiVersion", "")).rpartition("/")
+    resource = f"{outputs['kind']}.{version}.{group}" if group else str(outputs["kind"])
+    metadata = outputs.get("metadata") or {}
+    where = f"--namespace {metadata['namespace']} " if metadata.get("namespace") else ""
+    return f"kubectl {where}patch {resource} {metadata.get('name')} --type=merge {HANDBACK}"
 
 
 def _show(value: Any) -> str:
@@ -177,6 +196,7 @@ def differences(digest: Mapping[str, Any], allowlist: list[Entry]) -> list[Diffe
                     None if secret else _show(live),
                     secret,
                     entry.reason if entry else None,
+                    _handback(step),
                 )
             )
     return found
@@ -219,12 +239,19 @@ def render(stack: str, found: list[Difference], errors: list[str], limit: int) -
                 ["| resource | property | recorded → live |", "|---|---|---|"],
                 [d.render() for d in drift],
                 more="differences",
-                tail=[
-                    "",
-                    "To keep a live change, put it in the stack's configuration in a pull request; to undo it, "
-                    "run the deploy (`pulumi up` restores what is declared). `pulumi refresh` would only record "
-                    "it in the state and hide it from the next check.",
-                ],
+            )
+        )
+        undo = sorted({d.handback for d in drift if d.handback})
+        sections.append(
+            budget.Section(
+                "A deploy alone does not see this (it compares with the recorded state), and a hand edit takes "
+                "over the fields it writes: the next update of those objects fails with a server-side apply "
+                "field conflict. **To keep** a live change, put it in the stack's configuration in a pull "
+                "request. **To undo** it, give the fields back to Pulumi, then deploy with `--refresh` (which "
+                "also recreates what was deleted):",
+                items=[f"- `{command}`" for command in undo],
+                more="commands",
+                tail=[f"- `scripts/stack.sh up {stack} --refresh`"],
             )
         )
     if noise:
