@@ -84,6 +84,10 @@ up: venv policies-venv ## run the program on the dev stack: renders every manife
 preview: venv policies-venv ## pulumi preview --diff of STACK=staging|production (no cluster needed)
 	scripts/stack.sh preview $(STACK)
 
+.PHONY: drift
+drift: venv ## what changed in STACK=staging|production outside Pulumi (team backend: PULUMI_BACKEND_URL)
+	$(BIN)/python scripts/drift.py --stack $(STACK)
+
 destroy: venv policies-venv ## destroy STACK (dev: empties rendered/dev)
 	scripts/stack.sh destroy $(STACK)
 

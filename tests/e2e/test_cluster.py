@@ -760,23 +760,21 @@ def test_a_built_image_runs_on_the_live_cluster_by_its_pushed_digest(
 # --- production: the pull-request gate on real plans ------------------------------------------
 
 
-def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_data(
-    tmp_path_factory: pytest.TempPathFactory, engine_bin: Path, cluster: Cluster
-) -> None:
-    production = copy_project(tmp_path_factory.mktemp("production"), engine_bin)
-    production.set_secrets("production")
+def app_tier_production(project: Project, cluster: Cluster, namespace: str = "support-prod") -> None:
+    """Point a copy's production stack at the throwaway cluster with only its app tier: beside the
+    staging stack's namespaces (a namespace belongs to one stack's field manager), without monitoring
+    and with the stores as managed services. Production protects the monitoring and data StatefulSets
+    (its pack refuses them otherwise), which a test could then not destroy; tests/e2e/test_data_engine.py
+    proves that protection."""
+    project.set_secrets("production")
 
     def set_config(path: str, value: str) -> None:
-        production.run("run", "production", "config", "set", "--path", path, value, "--stack", "production")
+        project.run("run", "production", "config", "set", "--path", path, value, "--stack", "production")
 
     set_config("target.context", cluster.context)
     set_config("target.kubeconfig", str(cluster.kubeconfig))
-    # Beside the staging stack's namespaces (a namespace belongs to one stack's field manager).
-    set_config("namespaces.app", "support-prod")
-    set_config("network.monitoringNamespace", "support-prod-monitoring")
-    # Production protects the monitoring and data StatefulSets (its pack refuses them otherwise), which
-    # a test cannot then destroy; the gate needs only the app tier, so the stores are managed services
-    # here (tests/e2e/test_data_engine.py proves production's protection).
+    set_config("namespaces.app", namespace)
+    set_config("network.monitoringNamespace", f"{namespace}-monitoring")
     set_config("monitoring.mode", "none")
     for store, port, key in (("postgres", "5432", "postgresPassword"), ("redis", "6379", "redisPassword"),
                              ("chroma", "443", "chromaToken")):  # fmt: skip
@@ -784,8 +782,19 @@ def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_da
         set_config(f"data.{store}.external.host", f"{store}.managed.example.com")
         set_config(f"data.{store}.external.port", port)
         set_config(f"data.{store}.external.cidr", "10.20.0.0/16")
-        production.run("run", "production", "config", "set", "--secret", key, "--stack", "production",
-                       stdin=f"test-{store}-0f1e2d3c4b5a6978")  # fmt: skip
+        project.run("run", "production", "config", "set", "--secret", key, "--stack", "production",
+                    stdin=f"test-{store}-0f1e2d3c4b5a6978")  # fmt: skip
+
+
+def test_the_gate_passes_a_clean_production_plan_and_blocks_one_that_replaces_data(
+    tmp_path_factory: pytest.TempPathFactory, engine_bin: Path, cluster: Cluster
+) -> None:
+    production = copy_project(tmp_path_factory.mktemp("production"), engine_bin)
+    app_tier_production(production, cluster)
+
+    def set_config(path: str, value: str) -> None:
+        production.run("run", "production", "config", "set", "--path", path, value, "--stack", "production")
+
     try:
         deployed = production.run("up", "production")
         assert "support-platform-guardrails" in deployed.stdout

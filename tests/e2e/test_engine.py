@@ -166,7 +166,8 @@ def test_rollback_refuses_a_failed_update(project: Project) -> None:
 def test_gate_passes_a_real_plan_of_a_cluster_stack(project: Project, tmp_path: Path, stack: str) -> None:
     project.set_secrets(stack)
     summary = tmp_path / "gate.md"
-    gate = project.script("pr_gate.py", "--stack", stack, "--summary", str(summary))
+    # A fresh backend: the stack's first deploy, declared (test_gate_engine.py: refused otherwise).
+    gate = project.script("pr_gate.py", "--stack", stack, "--summary", str(summary), "--first-deploy", "e2e")
     assert gate.returncode == 0, gate.stdout + gate.stderr
     text = summary.read_text()
     assert f"`{stack}`: gate passed" in text
