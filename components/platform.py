@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import pulumi
-import pulumi_docker as docker
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
@@ -26,6 +26,9 @@ from components.edge.tier import Edge, EdgeArgs
 from components.kit.context import TierContext
 from components.kit.namespace import PlatformNamespace, PlatformNamespaceArgs
 from components.monitoring.tier import Monitoring, MonitoringArgs, metrics_scraper
+
+if TYPE_CHECKING:
+    import pulumi_docker as docker
 
 PLATFORM_VERSION = "0.1.0"
 
@@ -62,7 +65,7 @@ class Platform(pulumi.ComponentResource):
         own = pulumi.ResourceOptions(parent=self)
         self.kubernetes = kubernetes_provider(f"{name}-kubernetes", args, own)
         self.random = random.Provider(f"{name}-random", opts=own)
-        self.docker: docker.Provider | None = docker.Provider(f"{name}-docker", opts=own) if settings.builds() else None
+        self.docker = docker_provider(f"{name}-docker", own) if settings.builds() else None
         # Handed down to every descendant: no resource can fall back to an ambient kubeconfig.
         child = pulumi.ResourceOptions(parent=self, providers={"kubernetes": self.kubernetes, "random": self.random})
         platform = TierContext(instance=f"{name}-{args.stack}", version=PLATFORM_VERSION, network=settings.network)
@@ -162,3 +165,10 @@ class Platform(pulumi.ComponentResource):
         self.service_hosts = {n: s.dns_name for n, s in app.services.items()}
         self.render_directory = settings.target.render_directory
         self.register_outputs({"appNamespace": self.app_namespace, "serviceHosts": self.service_hosts})
+
+
+def docker_provider(name: str, opts: pulumi.ResourceOptions) -> docker.Provider:
+    # Loaded here: only a stack that builds images pays for importing the docker SDK (~0.1 s a run).
+    import pulumi_docker as docker  # noqa: PLC0415
+
+    return docker.Provider(name, opts=opts)

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pulumi
-import pulumi_docker as docker
 
 from components.app.image_build import image_build
 from components.app.migration import Migration, MigrationArgs
@@ -192,6 +191,9 @@ class AppService(pulumi.ComponentResource):
         self.register_outputs({"dnsName": self.dns_name, "image": self.image})
 
     def _build_image(self, name: str, build: BuildSettings, args: AppServiceArgs) -> pulumi.Output[str]:
+        # Loaded here: only a stack that builds images pays for importing the docker SDK.
+        import pulumi_docker as docker  # noqa: PLC0415
+
         plan = image_build(name, build, args.project_dir)
         registry = None
         if build.registry_username is not None:
