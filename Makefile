@@ -31,8 +31,8 @@ lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), w
 	scripts/system-deps.sh shellcheck=shellcheck
 	shellcheck scripts/*.sh scripts/*/*.sh components/data/files/*.sh .ci/run
 
-unit: venv ## the fast loop: mocks, settings, snapshots, policies (no process started, no Pulumi CLI)
-	$(BIN)/python -m pytest -q -m "not engine and not integration"
+unit: venv ## the fast loop on both cores: mocks, settings, snapshots, policies (no server or tool started)
+	$(BIN)/python -m pytest -q -n 2 -m "not engine and not integration"
 
 integration: venv ## tests that start real processes: PostgreSQL, Redis, promtool/amtool, the analyzer, CRD checks
 	$(BIN)/python -m pytest -q -m "integration and not engine"

@@ -24,6 +24,9 @@ from tests import harness
 from tests.e2e.test_upgrade_in_place import BEFORE_RESTRUCTURE
 from tests.harness import ROOT, STACKS
 
+# Extracts the old tree from git history and runs it in another Python process: `make integration`.
+pytestmark = pytest.mark.integration
+
 
 # The mock monitor's URNs name only a resource's parent's type; the engine's name the whole chain of
 # types from the stack down. Resources are compared as the engine names them: "<type chain>::<name>".

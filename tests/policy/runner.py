@@ -23,7 +23,10 @@ provider" shows up exactly as it would in a real preview.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import pickle
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,7 +91,39 @@ def run_pack(
 
     `raw_config` replaces the file's content (same format), for what-if tests of a config change.
     `only` runs just the named policies (with their own config), for a test about one rule.
+    The same records under the same config are judged once per session (many tests ask about a stack).
     """
+    key = _judgement_key(records, stack, raw_config, only)
+    if key not in _JUDGED:
+        _JUDGED[key] = _judge(records, stack, raw_config, only)
+    return list(_JUDGED[key])
+
+
+_JUDGED: dict[str, tuple[Violation, ...]] = {}
+
+
+def _judgement_key(
+    records: Sequence[Any], stack: str, raw_config: Mapping[str, Any] | None, only: Collection[str]
+) -> str:
+    seen = [
+        (
+            r.type,
+            r.name,
+            r.urn,
+            r.inputs,
+            getattr(r, "protect", False),
+            getattr(r, "provider", None),
+            getattr(r, "parent", None),
+        )
+        for r in records
+    ]
+    settings = json.dumps([stack, raw_config, sorted(only)], sort_keys=True, default=repr).encode()
+    return hashlib.sha256(pickle.dumps(seen) + settings).hexdigest()
+
+
+def _judge(
+    records: Sequence[Any], stack: str, raw_config: Mapping[str, Any] | None, only: Collection[str]
+) -> tuple[Violation, ...]:
     if raw_config is None:
         servicer = _configured_servicer(stack, tuple(sorted(only)))
     else:
@@ -101,7 +136,7 @@ def run_pack(
     stack_request = proto.AnalyzeStackRequest(resources=[_stack_resource(record, stack) for record in records])
     response = servicer.AnalyzeStack(stack_request, None)
     violations += _violations(response.diagnostics, names, default_urn="")
-    return violations
+    return tuple(violations)
 
 
 def _selected(only: Collection[str]) -> list[Policy]:
