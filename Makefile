@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv policies-venv test lint unit e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy clean
+.PHONY: help venv policies-venv test lint unit e2e cluster-test cluster cluster-down images bench snapshot schema up preview destroy pin-images clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -68,6 +68,11 @@ up: venv policies-venv ## run the program on the dev stack: renders every manife
 
 preview: venv policies-venv ## pulumi preview --diff of STACK=staging|production (no cluster needed)
 	scripts/stack.sh preview $(STACK)
+
+# Tags in the stack file become repository:tag@sha256:<digest>, as the registry serves them; CHECK=1
+# only asks whether every pinned digest (defaults included) is still served.
+pin-images: venv ## pin STACK's image tags to their registries' digests (CHECK=1: verify the pinned ones)
+	$(BIN)/python scripts/pin_images.py --stack $(STACK) $(if $(CHECK),--check)
 
 destroy: venv policies-venv ## destroy STACK (dev: empties rendered/dev)
 	scripts/stack.sh destroy $(STACK)
