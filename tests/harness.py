@@ -24,6 +24,7 @@ from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
 from components.config import deep_merge
+from scripts.pin_images import file_path, with_value
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "support-platform"
@@ -36,6 +37,19 @@ TEST_SECRETS = {
     "registryPassword": "regpass-test-0f1e2d3c4b5a6978",
 }
 REQUIRED_SECRETS = {"staging": ("llmApiKey", "alertWebhookUrl"), "production": ("llmApiKey", "alertWebhookUrl")}
+# Pulumi.production.yaml names the api's release tag; a release pins it (`make pin-images`). The tests
+# run production as released, with the tag pinned to a stand-in digest: the sha256 of this phrase,
+# which no registry serves (nothing here pulls).
+STAND_IN_DIGEST = "sha256:" + hashlib.sha256(b"support-platform test stand-in: no registry serves this").hexdigest()
+RELEASE_PINS = {"production": {"app.services.api.image": f"ghcr.io/support-platform/api:1.4.0@{STAND_IN_DIGEST}"}}
+
+
+def stack_text(stack: str) -> str:
+    """Pulumi.<stack>.yaml as a release deploys it: the release pins applied to the committed file."""
+    text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+    for path, image in RELEASE_PINS.get(stack, {}).items():
+        text = with_value(text, file_path(path), image)
+    return text
 
 
 def mock_password(name: str) -> str:
@@ -179,7 +193,7 @@ def stack_config(
     `overrides` replaces top-level values (`{"app": {...}}` for support-platform:app); `secrets` adds
     values as --secret config; `plaintext` adds values as if set without --secret.
     """
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = yaml.safe_load(stack_text(stack)) or {}
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
@@ -209,7 +223,7 @@ def stack_config(
 
 
 def raw_stack_value(stack: str, key: str) -> Any:
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = yaml.safe_load(stack_text(stack)) or {}
     return copy.deepcopy((document.get("config") or {}).get(f"{PROJECT}:{key}"))
 
 

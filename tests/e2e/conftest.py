@@ -22,7 +22,7 @@ import pytest
 import yaml
 
 from scripts import rollback
-from tests.harness import TEST_SECRETS
+from tests.harness import TEST_SECRETS, stack_text
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
@@ -94,6 +94,9 @@ def copy_project(base: Path, engine_bin: Path) -> Project:
     root.mkdir()
     for name in PROJECT_FILES:
         shutil.copy2(ROOT / name, root / name)
+    for stack in ("staging", "production"):
+        # As a release deploys it: production's api tag pinned (tests/harness.py, RELEASE_PINS).
+        (root / f"Pulumi.{stack}.yaml").write_text(stack_text(stack))
     for name in PROJECT_DIRS:
         shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("venv", "__pycache__"), symlinks=True)
     # The program and the policy pack run in the project's own virtualenv.
