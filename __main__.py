@@ -7,14 +7,15 @@ import pulumi
 from components.config import SettingsError, data_shape
 from components.image import docker_daemon_problem
 from components.platform import Platform, PlatformArgs
-from components.stack_config import check_data_changes, previous_data_shape, read_stack_config
+from components.stack_config import check_data_changes, previous_data_shape, previous_outputs, read_stack_config
 
 stack = pulumi.get_stack()
 project_dir = os.path.dirname(os.path.abspath(__file__))
 try:
     settings, external = read_stack_config(stack, project_dir)
+    previous = previous_outputs(stack)
     # Changes a StatefulSet or a claim cannot take in place, against what the last update deployed.
-    check_data_changes(stack, settings, previous_data_shape(stack))
+    check_data_changes(stack, settings, previous_data_shape(previous))
 except SettingsError as error:
     # Before any resource is registered: a bad config deploys nothing.
     raise pulumi.RunError(str(error)) from None
