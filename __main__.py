@@ -6,6 +6,7 @@ import pulumi
 
 from components.config import SettingsError, data_shape
 from components.image import docker_daemon_problem
+from components.image_ledger import LEDGER_OUTPUT, ledger_output
 from components.platform import Platform, PlatformArgs
 from components.stack_config import check_data_changes, previous_data_shape, previous_outputs, read_stack_config
 
@@ -40,5 +41,11 @@ pulumi.export("serviceHosts", platform.service_hosts)
 pulumi.export("edgeHosts", platform.edge_hosts)
 pulumi.export("dataShape", data_shape(settings.data))
 pulumi.export("dataEndpoints", platform.data_hosts)
+# What a rollback needs and no DIY backend's history keeps: the digest each build pushed, and when.
+built_images = ledger_output(
+    (previous or {}).get(LEDGER_OUTPUT), {n: platform.service_images[n] for n in settings.builds()}
+)
+if built_images is not None:
+    pulumi.export(LEDGER_OUTPUT, built_images)
 if platform.render_directory is not None:
     pulumi.export("renderDirectory", platform.render_directory)
