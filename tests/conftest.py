@@ -24,3 +24,10 @@ def docker_daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
         yield f"unix://{path}"
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The program's preflight asks the cluster a stack targets: under mocks none may be found through this
+    machine's kubeconfig, so every run sees none unless a test points KUBECONFIG at one."""
+    monkeypatch.setenv("KUBECONFIG", str(tmp_path_factory.getbasetemp() / "no-kubeconfig"))
