@@ -8,6 +8,7 @@ from components.config import SettingsError, data_shape
 from components.image import docker_daemon_problem
 from components.image_ledger import LEDGER_OUTPUT, ledger_output
 from components.platform import Platform, PlatformArgs
+from components.preflight import cluster_preflight
 from components.stack_config import check_data_changes, previous_data_shape, previous_outputs, read_stack_config
 
 stack = pulumi.get_stack()
@@ -24,6 +25,10 @@ except SettingsError as error:
 daemon_problem = docker_daemon_problem(settings.builds(), os.environ)
 if daemon_problem is not None:
     raise pulumi.RunError(f"stack '{stack}': {daemon_problem}")
+# What the target cluster must already have (CRDs, classes, issuers), asked before anything is registered.
+refusal = cluster_preflight(settings, stack, project_dir, os.environ, pulumi.log.warn)
+if refusal is not None:
+    raise pulumi.RunError(refusal)
 
 platform = Platform(
     "support-platform",
