@@ -69,6 +69,7 @@ class RecordedResource:
     parent: str | None
     custom: bool
     depends_on: list[str] = field(default_factory=list)
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -166,6 +167,9 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent=request.parent or None,
                     custom=bool(request.custom),
                     depends_on=list(request.dependencies),
+                    custom_timeouts={
+                        k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k))
+                    },
                 )
             )
         return response
