@@ -21,6 +21,7 @@ from components.config import BuildSettings, ServiceSettings
 from components.data.migration import Migration, MigrationArgs, MigrationPlan
 from components.image import image_build
 from components.labels import image_version, selector_labels, standard_labels
+from components.rollout import rollout_timeouts
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ class AppService(pulumi.ComponentResource):
                 config_checksum(args.env, set_secret_env),
                 args.termination_grace_period_seconds,
             ),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends, custom_timeouts=rollout_timeouts(svc)),
         )
         k8s.core.v1.Service(
             f"{name}-service",
