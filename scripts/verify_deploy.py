@@ -132,13 +132,20 @@ def _judge_deployment(live: Mapping[str, Any], want: int, counts: Mapping[str, i
     progressing = _condition(live, "Progressing")
     if progressing.get("reason") == "ProgressDeadlineExceeded":
         return Verdict(f"rollout stalled: {progressing.get('message', 'progress deadline exceeded')}", final=True)
-    if min(counts["updatedReplicas"], counts["availableReplicas"], counts["readyReplicas"]) < want:
+    if (
+        counts["replicas"] <= want
+        and min(counts["updatedReplicas"], counts["availableReplicas"], counts["readyReplicas"]) < want
+    ):
         return Verdict(
             f"{counts['updatedReplicas']}/{want} updated, {counts['readyReplicas']}/{want} ready, "
             f"{counts['availableReplicas']}/{want} available"
         )
-    if counts["replicas"] > want:
-        return Verdict(f"{counts['replicas'] - want} pod(s) of the previous release still running")
+    total, new, ready = counts["replicas"], counts["updatedReplicas"], counts["readyReplicas"]
+    if total > new:
+        return Verdict(
+            f"rollout not finished: {total - new} pod(s) of the previous release still running beside {new} new, "
+            f"{ready}/{total} ready"
+        )
     return Verdict(None)
 
 

@@ -44,7 +44,11 @@ def deployment(**status: Any) -> dict[str, Any]:
             "1/2 updated, 1/2 ready, 1/2 available",
             False,
         ),
-        ({"replicas": 3}, "1 pod(s) of the previous release still running", False),
+        (
+            {"replicas": 3, "updatedReplicas": 1, "readyReplicas": 2},
+            "rollout not finished: 2 pod(s) of the previous release still running beside 1 new, 2/3 ready",
+            False,
+        ),
         (
             {"image": "ghcr.io/support-platform/api:1.4.0"},
             "runs ghcr.io/support-platform/api:1.4.0, not the ghcr.io/support-platform/api:1.5.0 the update deployed",
