@@ -22,10 +22,20 @@ import pytest
 import yaml
 
 from scripts import rollback
+from tests.e2e.state_backend import StateServer, start_state_server
 from tests.harness import TEST_SECRETS, stack_text
 
 ROOT = Path(__file__).resolve().parents[2]
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "Pulumi.staging.yaml", "Pulumi.production.yaml", "__main__.py")
+PROJECT_FILES = (
+    "Pulumi.yaml",
+    "Pulumi.dev.yaml",
+    "Pulumi.staging.yaml",
+    "Pulumi.production.yaml",
+    "__main__.py",
+    # scripts/stack.sh checks the virtualenvs against the requirement files they were built from.
+    "requirements.txt",
+    "requirements-dev.txt",
+)
 PROJECT_DIRS = ("components", "policies", "scripts")
 PASSPHRASE = "e2e-test-passphrase"
 
@@ -121,6 +131,22 @@ def copy_project(base: Path, engine_bin: Path) -> Project:
 @pytest.fixture
 def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
     yield copy_project(tmp_path, engine_bin)
+
+
+@pytest.fixture(scope="session")
+def state_server() -> Iterator[StateServer]:
+    """PostgreSQL on 127.0.0.1 for the CLI's DIY postgres:// backend (tests/e2e/state_backend.py)."""
+    yield from start_state_server()
+
+
+@pytest.fixture(params=["file", "postgres"])
+def backend_project(request: pytest.FixtureRequest, tmp_path: Path, engine_bin: Path) -> Project:
+    """The project on a file backend, or on a table of its own in the shared PostgreSQL backend."""
+    project = copy_project(tmp_path, engine_bin)
+    if request.param == "postgres":
+        server: StateServer = request.getfixturevalue("state_server")
+        project.env.update(PULUMI_BACKEND_URL=server.url(str(tmp_path)), **server.env())
+    return project
 
 
 # --- a private Docker daemon and the pinned registry (image builds) ---------------------------
