@@ -12,13 +12,14 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.health_server import loopback
 
 SERVICE = "fake-registry.test"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -136,13 +137,6 @@ def _handler(registry: FakeRegistry) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def serve(registry: FakeRegistry) -> Iterator[FakeRegistry]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(registry))
-    registry.address = f"127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback(_handler(registry)) as port:
+        registry.address = f"127.0.0.1:{port}"
         yield registry
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)

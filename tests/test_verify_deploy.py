@@ -4,9 +4,7 @@ the order of up, verify, rollback. The control plane's run is in tests/e2e/test_
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -14,6 +12,7 @@ import pytest
 from scripts import deploy, verify_deploy
 from scripts.verify_deploy import EdgeCheck, Verdict, Workload, judge
 from tests.harness import overlay, raw_stack_value, run_program, stack_config
+from tests.health_server import HealthServer, health_server
 
 API = Workload("deployments", "support-app", "api", ("ghcr.io/support-platform/api:1.5.0",))
 DB = Workload("statefulsets", "support-data", "postgres", ("postgres:17",))
@@ -92,6 +91,7 @@ def test_a_statefulset_needs_its_revision_current_and_a_job_its_success() -> Non
         },
     }
     assert judge(DB, sts) == Verdict("revision postgres-2 not yet current (postgres-1)")
+    assert (DB.label, MIGRATION.label) == ("StatefulSet support-data/postgres", "Job support-app/api-migrations-1-5-0")
     sts["status"]["currentRevision"] = "postgres-2"
     assert judge(DB, sts) == Verdict(None)
     assert judge(MIGRATION, {"status": {"active": 1}}) == Verdict("not complete (active 1)")
@@ -218,30 +218,9 @@ def test_the_edge_checks_each_readiness_path_the_edge_routes_to_its_service() ->
 
 
 @pytest.fixture
-def health_server() -> Iterator[tuple[list[tuple[str, str | None]], dict[str, int], str]]:
-    seen: list[tuple[str, str | None]] = []
-    codes: dict[str, int] = {}
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            return
-
-        def do_GET(self) -> None:
-            seen.append((self.path, self.headers.get("Host")))
-            self.send_response(codes.get(self.path, 200))
-            self.send_header("Content-Length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield seen, codes, f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+def edge() -> Iterator[HealthServer]:
+    with health_server() as served:
+        yield served
 
 
 def closed_port() -> int:
@@ -252,8 +231,8 @@ def closed_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_the_edge_answers_through_a_server_on_loopback(health_server: Any) -> None:
-    seen, codes, url = health_server
+def test_the_edge_answers_through_a_server_on_loopback(edge: HealthServer) -> None:
+    seen, codes, url = edge.seen, edge.codes, edge.url
     check = EdgeCheck("support.staging.example.com", "/health", "web")
     assert verify_deploy.probe_edge(check, url) == (
         True,
@@ -267,8 +246,8 @@ def test_the_edge_answers_through_a_server_on_loopback(health_server: Any) -> No
     assert answered is None and "not reachable from here" in what
 
 
-def test_an_unhealthy_edge_fails_the_verification_and_an_unreachable_one_is_noted(health_server: Any) -> None:
-    _, codes, url = health_server
+def test_an_unhealthy_edge_fails_the_verification_and_an_unreachable_one_is_noted(edge: HealthServer) -> None:
+    codes, url = edge.codes, edge.url
     resources = program_state("staging")
     workloads = verify_deploy.workloads_in(resources)
     answers = {w.path("batch/v1" if w.kind == "jobs" else "apps/v1"): [ready_object(w)] for w in workloads}

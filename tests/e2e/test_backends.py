@@ -12,15 +12,14 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
-import yaml
 
 from tests.e2e.conftest import MANIFEST_TYPES, LocalRegistry, Project
 from tests.e2e.state_backend import StateServer
+from tests.e2e.test_images import building_api, deployed_image
 from tests.harness import TEST_SECRETS
 
 pytestmark = [pytest.mark.engine, pytest.mark.integration]
@@ -132,25 +131,13 @@ def test_a_second_update_waits_for_the_lock_and_pulumi_cancel_clears_a_dead_one(
 def test_a_built_digest_is_rolled_back_through_the_programs_record(
     backend_project: Project, local_registry: LocalRegistry, request: pytest.FixtureRequest
 ) -> None:
-    project = backend_project
+    project = building_api(backend_project, local_registry)
     context = project.root / "app-src"
-    context.mkdir()
-    (context / "Dockerfile").write_text("FROM scratch\nCOPY message.txt /message.txt\n")
-    (context / "message.txt").write_text("release one\n")
-
-    def build_api(app: dict[str, Any]) -> dict[str, Any]:
-        api = app["services"]["api"]
-        api.pop("image")
-        api["build"] = {"context": "app-src", "repository": f"{local_registry.address}/support/api", "tag": "1.5.0"}
-        return app
-
-    project.edit_stack("dev", "app", build_api)
-    project.env["DOCKER_HOST"] = local_registry.docker_host
     project.run("up", "dev")
-    first = deployed_api_image(project)
+    first = deployed_image(project)
     (context / "message.txt").write_text("release two\n")
     project.run("up", "dev")
-    second = deployed_api_image(project)
+    second = deployed_image(project)
     assert second != first
     # The program's record: each pushed digest once, in order, each with the time it was pushed.
     outputs = json.loads(project.run("run", "dev", "stack", "output", "--json", "--stack", "dev").stdout)
@@ -159,18 +146,9 @@ def test_a_built_digest_is_rolled_back_through_the_programs_record(
     rolled = project.script("rollback.py", "--stack", "dev", "--to", "1", "--yes")
     assert rolled.returncode == 0, rolled.stdout[-4000:] + rolled.stderr[-4000:]
     assert f"built image restored by digest: api={first}" in rolled.stdout
-    assert deployed_api_image(project) == first
+    assert deployed_image(project) == first
     assert f"image: {first}" in (project.root / "Pulumi.dev.yaml").read_text()
     assert project.history("dev")[-1]["message"] == "rollback to version 1 (from version 2)"
     headers, _ = local_registry.get(f"/v2/support/api/manifests/{first.split('@')[1]}", accept=MANIFEST_TYPES)
     assert headers["Docker-Content-Digest"] == first.split("@")[1]
     assert_state_lives_on_the_backend(project, request)
-
-
-def deployed_api_image(project: Project) -> str:
-    base = project.root / "rendered" / "dev"
-    for path in base.rglob("*.yaml"):
-        manifest = yaml.safe_load(path.read_text())
-        if manifest["kind"] == "Deployment" and manifest["metadata"]["name"] == "api":
-            return str(manifest["spec"]["template"]["spec"]["containers"][0]["image"])
-    raise AssertionError(f"no api Deployment under {Path(base)}")
