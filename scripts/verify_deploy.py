@@ -61,7 +61,8 @@ class Workload:
 
     @property
     def label(self) -> str:
-        return f"{self.kind[:-1].capitalize()} {self.namespace}/{self.name}"
+        kind = {"deployments": "Deployment", "statefulsets": "StatefulSet", "jobs": "Job"}[self.kind]
+        return f"{kind} {self.namespace}/{self.name}"
 
     def path(self, api: str) -> str:
         return f"/apis/{api}/namespaces/{self.namespace}/{self.kind}/{self.name}"
