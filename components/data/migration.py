@@ -3,6 +3,9 @@
 Both Jobs are replaced when the image (or command) changes, so each release migrates once, and the
 engine waits for them: a failed Job fails the update before the Deployment is touched. Completed
 Jobs are kept (no TTL): a Job the cluster deleted would look missing to the next refresh and run again.
+They are deleted before their replacement is created: Jobs are named after their release, so a
+rollback returns to the name of an earlier Job, and an original left for deletion by a failed update
+would otherwise be deleted after its namesake was created, taking the new Job with it.
 """
 
 from __future__ import annotations
@@ -166,8 +169,8 @@ class Migration(pulumi.ComponentResource):
                 k8s.batch.v1.Job(
                     f"{name}-backup",
                     metadata={
-                        # Named after the release: a new image is a new Job, created before the old
-                        # one is deleted; the dump it writes carries the same label.
+                        # Named after the release: a new image is a new Job (the old one deleted
+                        # first, see above); the dump it writes carries the same label.
                         "name": label.apply(lambda value: f"{postgres.BACKUP_NAME}-{value}"),
                         "namespace": b.namespace,
                         "labels": backup_labels,
@@ -182,7 +185,10 @@ class Migration(pulumi.ComponentResource):
                         "template": {"metadata": {"labels": backup_labels}, "spec": pod},
                     },
                     opts=pulumi.ResourceOptions(
-                        parent=self, depends_on=list(args.depends_on), custom_timeouts=timeouts
+                        parent=self,
+                        depends_on=list(args.depends_on),
+                        custom_timeouts=timeouts,
+                        delete_before_replace=True,
                     ),
                 )
             )
@@ -215,6 +221,11 @@ class Migration(pulumi.ComponentResource):
                 "active_deadline_seconds": args.timeout_seconds,
                 "template": {"metadata": {"labels": labels}, "spec": migration_pod_spec(args)},
             },
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[*args.depends_on, *before], custom_timeouts=timeouts),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[*args.depends_on, *before],
+                custom_timeouts=timeouts,
+                delete_before_replace=True,
+            ),
         )
         self.register_outputs({"backupLabel": self.backup_label})
