@@ -70,6 +70,7 @@ class RecordedResource:
     custom: bool
     depends_on: list[str] = field(default_factory=list)
     custom_timeouts: dict[str, str] = field(default_factory=dict)
+    delete_before_replace: bool = False
 
     @property
     def kind(self) -> str:
@@ -170,6 +171,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     custom_timeouts={
                         k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k))
                     },
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                 )
             )
         return response

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from components.rollout import START_ALLOWANCE_SECONDS, rollout_timeout_seconds
-from tests.harness import STACKS, run_program
+from tests.harness import STACKS, run_program, stack_config
 from tests.test_preflight import settings_of
 
 
@@ -31,3 +31,14 @@ def test_every_app_deployment_waits_its_own_bound(stack: str) -> None:
     for deployment in deployments:
         bound = f"{rollout_timeout_seconds(settings.app.services[deployment.name.removesuffix('-deployment')])}s"
         assert deployment.custom_timeouts == {"create": bound, "update": bound}, deployment.name
+
+
+def test_release_jobs_are_deleted_before_their_replacement() -> None:
+    """A rollback through a failed release returns to an earlier Job's name; a replacement created first
+    would be deleted with the original the failed update left (seen on the control plane)."""
+    config, secret_keys = stack_config("production")
+    run = run_program("production", config, secret_keys)
+    assert run.error is None, run.error
+    jobs = [r for r in run.resources if r.type == "kubernetes:batch/v1:Job"]
+    assert {j.name for j in jobs} == {"api-migration-job", "api-migration-backup"}
+    assert all(j.delete_before_replace for j in jobs)
