@@ -62,13 +62,17 @@ class ClusterReader:
             raise ClusterUnreachableError(f"{self.server} does not answer ({reason})") from None
 
 
+# kubectl's default, relative to the home directory (a module value, so tests can point it elsewhere).
+HOME_KUBECONFIG = Path(".kube", "config")
+
+
 def kubeconfig_paths(explicit: str | None, environ: Mapping[str, str], base_dir: str = ".") -> list[Path]:
     if explicit:
         return [Path(base_dir, explicit) if not os.path.isabs(explicit) else Path(explicit)]
     listed = environ.get("KUBECONFIG")
     if listed:
         return [Path(p) for p in listed.split(os.pathsep) if p]
-    return [Path(environ.get("HOME", "~")).expanduser() / ".kube" / "config"]
+    return [Path(environ.get("HOME", "~")).expanduser() / HOME_KUBECONFIG]
 
 
 def _merged(paths: Sequence[Path]) -> tuple[dict[str, Any], dict[str, dict[str, Path]]]:
