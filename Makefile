@@ -8,7 +8,7 @@ VENV := venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: help venv policies-venv test lint unit integration checkov e2e cluster-test cluster cluster-down images bench figures snapshot schema up preview destroy clean
+.PHONY: help venv policies-venv test lint unit integration checkov e2e cluster-test cluster cluster-down images bench figures snapshot schema up preview destroy pin-images drift clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
@@ -84,7 +84,11 @@ up: venv policies-venv ## run the program on the dev stack: renders every manife
 preview: venv policies-venv ## pulumi preview --diff of STACK=staging|production (no cluster needed)
 	scripts/stack.sh preview $(STACK)
 
-.PHONY: drift
+# Tags in the stack file become repository:tag@sha256:<digest>, as the registry serves them; CHECK=1
+# only asks whether every pinned digest (defaults included) is still served.
+pin-images: venv ## pin STACK's image tags to their registries' digests (CHECK=1: verify the pinned ones)
+	$(BIN)/python scripts/pin_images.py --stack $(STACK) $(if $(CHECK),--check)
+
 drift: venv ## what changed in STACK=staging|production outside Pulumi (team backend: PULUMI_BACKEND_URL)
 	$(BIN)/python scripts/drift.py --stack $(STACK)
 

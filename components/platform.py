@@ -55,6 +55,7 @@ def kubernetes_provider(name: str, args: PlatformArgs, opts: pulumi.ResourceOpti
 class Platform(pulumi.ComponentResource):
     app_namespace: pulumi.Output[str]
     service_hosts: dict[str, pulumi.Output[str]]
+    service_images: dict[str, pulumi.Output[str]]
     render_directory: str | None
     edge_hosts: list[str]
     data_hosts: dict[str, str]
@@ -163,6 +164,7 @@ class Platform(pulumi.ComponentResource):
         self.data_hosts = {n: f"{e.host}:{e.port}" for n, e in sorted(data.endpoints.items())}
         self.app_namespace = app_namespace.name
         self.service_hosts = {n: s.dns_name for n, s in app.services.items()}
+        self.service_images = {n: s.image for n, s in app.services.items()}
         self.render_directory = settings.target.render_directory
         self.register_outputs({"appNamespace": self.app_namespace, "serviceHosts": self.service_hosts})
 

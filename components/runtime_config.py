@@ -67,18 +67,26 @@ def read_stack_config(stack: str, project_dir: str) -> tuple[Settings, ExternalS
 READ_STACK_OUTPUTS = "pulumi:pulumi:readStackOutputs"
 
 
-def previous_data_shape(stack: str) -> Mapping[str, Any]:
-    """The `dataShape` output of this stack's last update ({} before the first one): what the
-    deployed StatefulSets and claims look like, read before anything is registered."""
+def previous_outputs(stack: str) -> Mapping[str, Any] | None:
+    """The outputs of this stack's last update ({} before the first one), read once before anything is
+    registered; None when the engine cannot say."""
     name = f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
     try:
         value = pulumi.runtime.invoke(READ_STACK_OUTPUTS, {"name": name}).value or {}
     except Exception as error:
-        # Never silently: the run goes on, but says the guard did not run.
-        pulumi.log.warn(f"could not read the last update's dataShape ({error}); storage changes are not checked")
-        return {}
+        # Never silently: the run goes on, but says which guards did not run.
+        pulumi.log.warn(
+            f"could not read the last update's dataShape and builtImages ({error}); storage changes are not "
+            "checked, and the record of built images starts again"
+        )
+        return None
     outputs = value.get("outputs") or {}
-    shape = outputs.get("dataShape")
+    return outputs if isinstance(outputs, Mapping) else {}
+
+
+def previous_data_shape(outputs: Mapping[str, Any] | None) -> Mapping[str, Any]:
+    """The `dataShape` of the last update's outputs: what the deployed StatefulSets and claims look like."""
+    shape = (outputs or {}).get("dataShape")
     return shape if isinstance(shape, Mapping) else {}
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
 import json
 import os
 import statistics
@@ -32,8 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from scripts.project_copy import copy_sources  # noqa: E402 - needs the project root on sys.path
+from scripts.pin_images import file_path, with_value  # noqa: E402 - needs the project root on sys.path
+from scripts.project_copy import copy_sources  # noqa: E402
 
+# Production names the api's release tag until a release pins it (`make pin-images`); the benchmark
+# previews it as released, with a stand-in digest no registry serves (a preview pulls nothing).
+BENCH_API_IMAGE = (
+    "ghcr.io/support-platform/api:1.4.0@sha256:" + hashlib.sha256(b"support-platform bench stand-in").hexdigest()
+)
 # Benchmark stand-ins for the external secrets production requires.
 BENCH_SECRETS = {"llmApiKey": "sk-bench-not-a-secret", "alertWebhookUrl": "https://hooks.example.test/bench"}
 ENGINE_MS_PER_RESOURCE = 10  # the engine's own marginal cost, measured by growing a program (issue #16)
@@ -72,6 +79,8 @@ def copy_project(scratch: Path) -> Path:
     root = scratch / "project"
     root.mkdir()
     copy_sources(root)
+    production = root / "Pulumi.production.yaml"
+    production.write_text(with_value(production.read_text(), file_path("app.services.api.image"), BENCH_API_IMAGE))
     (root / "venv").symlink_to(ROOT / "venv")
     (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
     return root

@@ -20,6 +20,9 @@
 #   SUPPORT_PLATFORM_CLUSTER_HOME  kwokctl's work directory (KWOK_WORKDIR), outside the repository
 #                                  (default: ${XDG_STATE_HOME:-$HOME/.local/state}/support-platform/kwok)
 #   SUPPORT_PLATFORM_CLUSTER_NODES number of fake nodes (default: 2)
+#   SUPPORT_PLATFORM_CLUSTER_STAGES config (default): kwok's built-in pod and node stages;
+#                                  crd: the same stages as Stage objects (sigs.k8s.io/kwok's fast set,
+#                                  from its Go module), so a test can add its own (hold pods unready)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +30,8 @@ action=${1:?usage: scripts/cluster.sh up|down|kubeconfig|context|status|stop-api
 name=${SUPPORT_PLATFORM_CLUSTER_NAME:-support-platform}
 home=${SUPPORT_PLATFORM_CLUSTER_HOME:-${XDG_STATE_HOME:-$HOME/.local/state}/support-platform/kwok}
 nodes=${SUPPORT_PLATFORM_CLUSTER_NODES:-2}
+stages=${SUPPORT_PLATFORM_CLUSTER_STAGES:-config}
+KWOK_MODULE=sigs.k8s.io/kwok@v0.8.0  # the kwok that ensure-cluster.sh builds
 export KWOK_WORKDIR="$home"
 cluster_dir="$home/clusters/$name"
 kubeconfig="$cluster_dir/kubeconfig.yaml"
@@ -71,6 +76,7 @@ options:
   etcdBinary: $bins/etcd
   kwokControllerBinary: $bins/kwok
   kubectlBinary: $KUBECTL
+$([ "$stages" = crd ] && printf '  enableCRDs: [Stage]')
 componentsPatches:
   # PersistentVolumeClaims of the default StorageClass bind to host-path volumes.
   - name: kube-controller-manager
@@ -163,6 +169,7 @@ up() {
             die "could not create cluster $name"
         fi
     fi
+    [ "$stages" = crd ] && apply_stages
     "$bins/kwokctl" scale node --name "$name" --replicas "$nodes" >&2
     wait_for 60 "$nodes Ready nodes" nodes_ready
     # The controller-manager creates every namespace's default ServiceAccount: pods need it.
@@ -180,6 +187,24 @@ volumeBindingMode: Immediate
 YAML
     log "cluster $name is up in $((SECONDS - t0))s: context $context, $nodes nodes"
     echo "export KUBECONFIG=$kubeconfig"
+}
+
+# With the Stage CRD on, kwok reads its stages from the cluster only: the ones kwokctl would otherwise
+# configure (node initialize and heartbeat, pod ready, complete and delete), from the module's files.
+apply_stages() {
+    command -v go >/dev/null || die "SUPPORT_PLATFORM_CLUSTER_STAGES=crd takes kwok's stages from its Go module: install Go"
+    local moddir scratch
+    # go mod download needs a module context: an empty scratch module (as scripts/crds.sh does).
+    scratch=$(mktemp -d)
+    moddir=$(cd "$scratch" && go mod init stages.local >/dev/null 2>&1 &&
+        GOFLAGS=-modcacherw GOTOOLCHAIN=local GOSUMDB=off go mod download -json "$KWOK_MODULE" |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')
+    rm -rf "$scratch"
+    kctl apply -f "$moddir/kustomize/stage/node/fast/node-initialize.yaml" \
+        -f "$moddir/kustomize/stage/node/heartbeat-with-lease/node-heartbeat-with-lease.yaml" \
+        -f "$moddir/kustomize/stage/pod/fast/pod-ready.yaml" \
+        -f "$moddir/kustomize/stage/pod/fast/pod-complete.yaml" \
+        -f "$moddir/kustomize/stage/pod/fast/pod-delete.yaml" >&2
 }
 
 apiserver_pid() { local f="$cluster_dir/pids/kube-apiserver.pid"; [ -f "$f" ] && cat "$f"; }

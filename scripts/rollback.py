@@ -14,29 +14,34 @@ interrupted update whose resources must be reconciled first).
 
 A service the update built (`build` instead of `image`) is restored as the image that update
 pushed, `image: repository@sha256:…`: rebuilding the build settings would build whatever the
-context holds now, under the old tag. The digest comes from that update's state snapshot
-(`pulumi stack export --version N`, or on a file backend the checkpoint the engine keeps beside
-each history entry). Put the `build` block back to build again.
+context holds now, under the old tag. The digest comes from the program's own record, the
+`builtImages` stack output (components/image_ledger.py), because the DIY backends keep no state
+snapshot of earlier updates that a command can read (`pulumi stack export --version` is Pulumi
+Cloud's). Everything here uses what every backend serves: `stack history`, `stack export` of the
+current state and `stack output`. Put the `build` block back to build again.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
+import datetime as dt
 import json
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from components.image_ledger import KEEP, LEDGER_OUTPUT, image_before  # noqa: E402 - the project on sys.path first
+
 STACK_SH = ROOT / "scripts" / "stack.sh"
 PROJECT = "support-platform"
-IMAGE_TYPE = "docker:index/image:Image"
 
 
 class RollbackError(Exception):
@@ -109,10 +114,10 @@ def render_history(updates: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def pending_operations(stack: str) -> list[dict[str, Any]]:
-    state = json.loads(pulumi(stack, "stack", "export", "--stack", stack))
-    operations: list[dict[str, Any]] = (state.get("deployment") or {}).get("pending_operations") or []
-    return operations
+def current_state(stack: str) -> dict[str, Any]:
+    """The stack's current deployment (resources, pending operations): what every backend exports."""
+    deployment: dict[str, Any] = json.loads(pulumi(stack, "stack", "export", "--stack", stack)).get("deployment") or {}
+    return deployment
 
 
 def pending_message(stack: str, operations: Sequence[Mapping[str, Any]]) -> str:
@@ -195,53 +200,35 @@ def built_services(app: Any) -> list[str]:
     return sorted(n for n, s in services.items() if isinstance(s, Mapping) and s.get("build") is not None)
 
 
-def images_in(resources: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """Service name -> pushed repository@sha256 digest, from a deployment's resources."""
-    found = {}
-    for resource in resources:
-        if resource.get("type") == IMAGE_TYPE:
-            name = str(resource.get("urn", "")).rsplit("::", 1)[-1].removesuffix("-image")
-            digest = (resource.get("outputs") or {}).get("repoDigest")
-            if isinstance(digest, str) and "@sha256:" in digest:
-                found[name] = digest
-    return found
+def started(update: Mapping[str, Any]) -> dt.datetime | None:
+    try:
+        stamp = dt.datetime.fromisoformat(str(update.get("startTime", "")))
+    except ValueError:
+        return None
+    return stamp if stamp.tzinfo is not None else stamp.replace(tzinfo=dt.UTC)
 
 
-def file_backend_snapshots(backend_url: str, stack: str) -> list[Path]:
-    """The checkpoint copies a file backend keeps beside each history entry, oldest first."""
-    base = Path(unquote(urlparse(backend_url).path)) / ".pulumi" / "history"
-    for directory in (base / PROJECT / stack, base / stack):  # project-scoped, then legacy layout
-        # .json or .json.gz (PULUMI_DIY_BACKEND_GZIP); not the blob store's .attrs sidecars.
-        files = [*directory.glob(f"{stack}-*.checkpoint.json"), *directory.glob(f"{stack}-*.checkpoint.json.gz")]
-        if files:
-            return sorted(files, key=lambda p: int(p.name[len(stack) + 1 :].split(".", 1)[0]))
-    return []
-
-
-def deployment_at(stack: str, version: int, updates: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The state snapshot update `version` left behind."""
-    backend_url = str(json.loads(pulumi(stack, "whoami", "--json")).get("url") or "")
-    if backend_url.startswith("file://"):
-        snapshots = file_backend_snapshots(backend_url, stack)
-        if len(snapshots) != len(updates):
+def deployed_images(
+    ledger: Any, services: Sequence[str], version: int, updates: Sequence[Mapping[str, Any]]
+) -> dict[str, str]:
+    """service -> the digest update `version` deployed, from the program's `builtImages` record: the
+    last one pushed before the next history entry started (the newest, for the latest entry)."""
+    later = [u for u in updates if int(u["version"]) > version]
+    boundary = started(min(later, key=lambda u: int(u["version"]))) if later else None
+    found: dict[str, str] = {}
+    for service in services:
+        entries = ledger.get(service) if isinstance(ledger, Mapping) else None
+        image, ambiguous = image_before(entries or [], boundary)
+        if ambiguous:
             raise RollbackError(
-                f"found {len(snapshots)} state snapshots for {len(updates)} history entries under {backend_url}; "
-                f"cannot tell which one version {version} deployed"
+                f"{service}'s recorded images cannot be told apart at the end of version {version} (one was pushed "
+                f"within the second the next history entry began); pick the digest from `pulumi stack output "
+                f"{LEDGER_OUTPUT}` and set it by hand: `pulumi config set --path app.services.{service}.image "
+                "<repository>@sha256:<digest>`"
             )
-        raw = snapshots[version - 1].read_bytes()
-        document = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
-        deployment = (document.get("checkpoint") or {}).get("latest") or {}
-    else:
-        deployment = (
-            json.loads(pulumi(stack, "stack", "export", "--version", str(version), "--stack", stack)).get("deployment")
-            or {}
-        )
-    return dict(deployment)
-
-
-def deployed_images(stack: str, version: int, updates: Sequence[Mapping[str, Any]]) -> dict[str, str]:
-    """The images update `version` deployed: service -> repository@sha256:digest."""
-    return images_in(deployment_at(stack, version, updates).get("resources") or [])
+        if image is not None:
+            found[service] = image
+    return found
 
 
 BACKUP_LABEL_ANNOTATION = "support-platform.io/backup-label"
@@ -281,7 +268,8 @@ def pinned_builds(config: dict[str, Any], images: Mapping[str, str]) -> list[str
     for name in built_services(app):
         if name not in images:
             raise RollbackError(
-                f"the restored config builds {name}'s image but that update's state holds no pushed digest for it; "
+                f"the restored config builds {name}'s image, but the stack's {LEDGER_OUTPUT} output records no "
+                f"digest pushed by that version (the program keeps the last {KEEP} per service, since it began to); "
                 f"restore it by hand: `pulumi config set --path app.services.{name}.image <repository>@sha256:<digest>`"
             )
         service = dict(app["services"][name])
@@ -324,19 +312,19 @@ def main(argv: list[str] | None = None) -> int:
         if args.to is None:
             return 0
         target = choose(updates, args.to)
-        operations = pending_operations(args.stack)
+        state = current_state(args.stack)
+        operations = state.get("pending_operations") or []
         if operations:
             raise RollbackError(pending_message(args.stack, operations))
         current_version = max((int(u["version"]) for u in updates), default=0)
         plain = next(u for u in history(args.stack, show_secrets=True) if int(u["version"]) == args.to)
         builds = built_services(config_value((target.get("config") or {}).get(f"{PROJECT}:app") or {}))
-        images = deployed_images(args.stack, args.to, updates) if builds else {}
-        # Read before the rollback adds a snapshot of its own.
-        backups = (
-            pre_migration_backups(deployment_at(args.stack, current_version, updates).get("resources") or [])
-            if current_version
-            else []
-        )
+        images: dict[str, str] = {}
+        if builds:
+            outputs = json.loads(pulumi(args.stack, "stack", "output", "--json", "--stack", args.stack) or "{}")
+            images = deployed_images(outputs.get(LEDGER_OUTPUT), builds, args.to, updates)
+        # Read before the rollback changes the state: the backups the current release's migration took.
+        backups = pre_migration_backups(state.get("resources") or []) if current_version else []
         path = restore(args.stack, target, plain, images)
         print(f"\nrestored the configuration of version {args.to} into {path.name}; previewing:\n", flush=True)
         subprocess.run([str(STACK_SH), "preview", args.stack], check=True)  # noqa: S603

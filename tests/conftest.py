@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, settings
 
+from components import cluster_reader
+
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -37,3 +39,12 @@ def docker_daemon(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         monkeypatch.setenv("DOCKER_HOST", f"unix://{path}")
         yield f"unix://{path}"
     shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_cluster(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The program's preflight asks the cluster a stack targets: under mocks none may be found through this
+    machine's kubeconfig, so every run sees none unless a test sets KUBECONFIG. (Unset, not pointed
+    elsewhere: the kubernetes SDK copies KUBECONFIG into the provider's inputs.)"""
+    monkeypatch.delenv("KUBECONFIG", raising=False)
+    monkeypatch.setattr(cluster_reader, "HOME_KUBECONFIG", tmp_path_factory.getbasetemp() / "no-kubeconfig")

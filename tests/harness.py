@@ -11,6 +11,7 @@ import asyncio
 import copy
 import hashlib
 import json
+import os
 import pickle
 import runpy
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,7 @@ from pulumi.runtime import rpc
 from pulumi.runtime.proto import source_pb2
 
 from components.config import deep_merge
+from scripts.pin_images import file_path, with_value
 
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT = "support-platform"
@@ -39,6 +41,21 @@ TEST_SECRETS = {
     "registryPassword": "regpass-test-0f1e2d3c4b5a6978",
 }
 REQUIRED_SECRETS = {"staging": ("llmApiKey", "alertWebhookUrl"), "production": ("llmApiKey", "alertWebhookUrl")}
+# Pulumi.production.yaml names the api's release tag; a release pins it (`make pin-images`). The tests
+# run production as released, with the tag pinned to a stand-in digest: the sha256 of this phrase,
+# which no registry serves (nothing here pulls).
+STAND_IN_DIGEST = "sha256:" + hashlib.sha256(b"support-platform test stand-in: no registry serves this").hexdigest()
+RELEASE_PINS = {"production": {"app.services.api.image": f"ghcr.io/support-platform/api:1.4.0@{STAND_IN_DIGEST}"}}
+
+
+def stack_text(stack: str, text: str | None = None) -> str:
+    """Pulumi.<stack>.yaml as a release deploys it: the release pins applied to `text` (default: the
+    working copy of the stack file)."""
+    if text is None:
+        text = (ROOT / f"Pulumi.{stack}.yaml").read_text()
+    for path, image in RELEASE_PINS.get(stack, {}).items():
+        text = with_value(text, file_path(path), image)
+    return text
 
 
 def mock_password(name: str) -> str:
@@ -58,6 +75,8 @@ class RecordedResource:
     parent: str | None
     custom: bool
     depends_on: list[str] = field(default_factory=list)
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
+    delete_before_replace: bool = False
 
     @property
     def kind(self) -> str:
@@ -155,6 +174,10 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
                     parent=request.parent or None,
                     custom=bool(request.custom),
                     depends_on=list(request.dependencies),
+                    custom_timeouts={
+                        k: v for k in ("create", "update", "delete") if (v := getattr(request.customTimeouts, k))
+                    },
+                    delete_before_replace=bool(request.deleteBeforeReplace),
                 )
             )
         return response
@@ -182,7 +205,7 @@ def stack_config(
     `overrides` replaces top-level values (`{"app": {...}}` for support-platform:app); `secrets` adds
     values as --secret config; `plaintext` adds values as if set without --secret.
     """
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = yaml.safe_load(stack_text(stack)) or {}
     config: dict[str, str] = {}
     secret_keys: list[str] = []
     for key, value in (document.get("config") or {}).items():
@@ -212,7 +235,7 @@ def stack_config(
 
 
 def raw_stack_value(stack: str, key: str) -> Any:
-    document = yaml.safe_load((ROOT / f"Pulumi.{stack}.yaml").read_text()) or {}
+    document = yaml.safe_load(stack_text(stack)) or {}
     return copy.deepcopy((document.get("config") or {}).get(f"{PROJECT}:{key}"))
 
 
@@ -226,13 +249,18 @@ def run_program(
     """Run __main__.py for `stack` under mocks; an error is returned, not raised, with what was registered.
 
     One cache for the whole session: the same (stack, config, secret keys, preview, previous
-    outputs) runs the program once, whichever module asks. Each caller gets its own copy, so a test
+    outputs, environment) runs the program once, whichever module asks; a test that watches the
+    program's log or its calls uses `execute_program`. Each caller gets its own copy, so a test
     that mutates what it got cannot leak into another.
     """
     if config is None:
         config, secret_keys = stack_config(stack)
+    # The environment is an input too (KUBECONFIG, DOCKER_HOST: tests set them); pytest's own is not.
+    environment = sorted((k, v) for k, v in os.environ.items() if not k.startswith("PYTEST_"))
     key = json.dumps(
-        [stack, config, sorted(secret_keys or []), preview, previous_outputs], sort_keys=True, default=repr
+        [stack, config, sorted(secret_keys or []), preview, previous_outputs, environment],
+        sort_keys=True,
+        default=repr,
     )
     run = _RUNS.get(key)
     if run is None:

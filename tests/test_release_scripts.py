@@ -232,42 +232,6 @@ def test_restore_needs_the_secret_values_of_the_target() -> None:
         rollback.restored_document({"config": {}}, target, {})
 
 
-def test_a_built_service_is_rolled_back_to_the_digest_its_update_pushed(tmp_path: Path) -> None:
-    digest = "127.0.0.1:5000/support/api@sha256:" + "b" * 64
-    resources = [
-        {"type": "pulumi:pulumi:Stack", "urn": "urn:pulumi:dev::support-platform::pulumi:pulumi:Stack::x"},
-        {
-            "type": rollback.IMAGE_TYPE,
-            "urn": "urn:pulumi:dev::support-platform::support:app:Service$docker:index/image:Image::api-image",
-            "outputs": {"repoDigest": digest},
-        },
-    ]
-    images = rollback.images_in(resources)
-    assert images == {"api": digest}
-    build = {"context": "app-src", "repository": "127.0.0.1:5000/support/api", "tag": "1.5.0"}
-    config: dict[str, Any] = {"support-platform:app": {"services": {"api": {"build": build, "replicas": 1}}}}
-    assert rollback.built_services(config["support-platform:app"]) == ["api"]
-    assert rollback.pinned_builds(config, images) == [f"api={digest}"]
-    assert config["support-platform:app"]["services"]["api"] == {"replicas": 1, "image": digest}
-    with pytest.raises(rollback.RollbackError, match=r"app\.services\.api\.image"):
-        rollback.pinned_builds({"support-platform:app": {"services": {"api": {"build": build}}}}, {})
-
-
-def test_file_backend_snapshots_are_found_oldest_first(tmp_path: Path) -> None:
-    history = tmp_path / ".pulumi" / "history" / "support-platform" / "dev"
-    history.mkdir(parents=True)
-    for stamp in (1700000000000000002, 999, 1700000000000000001):
-        (history / f"dev-{stamp}.checkpoint.json").write_text("{}")
-        (history / f"dev-{stamp}.history.json").write_text("{}")
-        (history / f"dev-{stamp}.checkpoint.json.attrs").write_text("{}")
-    found = rollback.file_backend_snapshots(f"file://{tmp_path}", "dev")
-    assert [p.name for p in found] == [
-        "dev-999.checkpoint.json",
-        "dev-1700000000000000001.checkpoint.json",
-        "dev-1700000000000000002.checkpoint.json",
-    ]
-
-
 def test_pending_operations_name_the_recovery_command_of_the_cli() -> None:
     urn = "urn:pulumi:staging::support-platform::kubernetes:apps/v1:Deployment::agent"
     creating = rollback.pending_message("staging", [{"type": "creating", "resource": {"urn": urn}}])

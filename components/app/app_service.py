@@ -15,6 +15,7 @@ import pulumi
 
 from components.app.image_build import image_build
 from components.app.migration import Migration, MigrationArgs
+from components.app.rollout import rollout_timeouts
 from components.config import BuildSettings, ServiceSettings
 from components.contracts import DataEndpoint, MigrationPlan
 from components.kit import workload
@@ -159,6 +160,7 @@ class AppService(pulumi.ComponentResource):
                     "metadata": workload.metadata(name, args.namespace, identity.labels),
                     "spec": workload.deployment_spec(spec, config_checksum(args.env, set_secret_env)),
                 },
+                custom_timeouts=rollout_timeouts(svc),
             )
         ]
         deployment = register(rollout, self, ctx, *started_from)[f"{name}-deployment"]

@@ -4,7 +4,10 @@ The backup Job belongs to the data tier, which this module asks through the cont
 (components/contracts.py: PreMigrationBackups). Both Jobs are replaced when the image (or command)
 changes, so each release migrates once, and the engine waits for them: a failed Job fails the
 update before the Deployment is touched. Completed Jobs are kept (no TTL): a Job the cluster
-deleted would look missing to the next refresh and run again.
+deleted would look missing to the next refresh and run again. Both are deleted before their
+replacement is created: Jobs are named after their release, so a rollback returns to the name of an
+earlier Job, and an original left for deletion by a failed update would otherwise be deleted after
+its namesake was created, taking the new Job with it.
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ class Migration(pulumi.ComponentResource):
                 },
             },
             custom_timeouts=timeouts,
+            delete_before_replace=True,
         )
         self.job = register([job], self, ctx, *after)[f"{name}-job"]
         self.register_outputs({"backupLabel": self.backup_label})

@@ -196,7 +196,9 @@ class ServiceSettings(_Strict):
         if enabled and (info.context or {}).get("environment") == "production" and not _DIGEST.search(value):
             raise PydanticCustomError(
                 "image",
-                "production requires an image pinned by digest, got '{value}'; use repository@sha256:<digest>",
+                "production requires an image pinned by digest, got '{value}'; run `make pin-images "
+                "STACK=production` (writes the digest the registry serves for the tag) or deploy through the "
+                "release workflow, which pins the tag it releases",
                 {"value": value},
             )
         match = _IMAGE.match(value)

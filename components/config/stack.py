@@ -119,7 +119,9 @@ class Settings(_Strict):
                 if not _DIGEST.search(image):
                     raise _cross_field(
                         f"monitoring.images.{server}",
-                        "production requires an image pinned by digest, got '{image}'; use repository@sha256:<digest>",
+                        "production requires an image pinned by digest, got '{image}'; use "
+                        "repository:tag@sha256:<digest> (`make pin-images STACK=production CHECK=1` tells "
+                        "whether the registry serves it)",
                         image=image,
                     )
         if self.environment != "dev" and self.target.mode == "render":
@@ -199,7 +201,8 @@ class Settings(_Strict):
                         raise _cross_field(
                             f"data.{store}.{key}",
                             "production requires an image pinned by digest, got '{image}'; use "
-                            "repository:tag@sha256:<digest>",
+                            "repository:tag@sha256:<digest> (`make pin-images STACK=production CHECK=1` tells "
+                            "whether the registry serves it)",
                             image=image,
                         )
         if self.data.namespace in (self.namespaces.app, self.network.monitoring_namespace):

@@ -142,7 +142,7 @@ def pre_migration_backup_manifest(
     priority_class: str,
 ) -> tuple[Manifest, pulumi.Output[str]]:
     """The Job a migration waits for, and the label of the dump it writes. Named after the release:
-    a new image is a new Job, created before the old one is deleted."""
+    a new image is a new Job (the old one deleted first: a rollback names an earlier Job again)."""
     label = pulumi.Output.from_input(request.release).apply(backup_label)
     labels = {**standard_labels(BACKUP_NAME, instance, "backup", "release"), **backup_selector}
     timeout = request.timeout_seconds
@@ -167,6 +167,8 @@ def pre_migration_backup_manifest(
             },
         },
         custom_timeouts=pulumi.CustomTimeouts(create=f"{timeout + 60}s", update=f"{timeout + 60}s"),
+        # Named after the release (see components/app/migration.py): deleted before its namesake.
+        delete_before_replace=True,
         # The Job was the migration's child until the data tier took its backups over: the engine
         # moves a deployed one instead of replacing it.
         aliases=(pulumi.Alias(parent=request.requester),),

@@ -35,11 +35,16 @@ class TierContext:
         stateful: bool = False,
         aliases: list[pulumi.Alias] | None = None,
         custom_timeouts: pulumi.CustomTimeouts | None = None,
+        delete_before_replace: bool = False,
     ) -> pulumi.ResourceOptions:
         """A child of `parent` after the tier's own prerequisites and `after`; `stateful`: protected
         and kept on delete where the tier protects (production)."""
         options = pulumi.ResourceOptions(
-            parent=parent, depends_on=[*self.after, *after], aliases=aliases, custom_timeouts=custom_timeouts
+            parent=parent,
+            depends_on=[*self.after, *after],
+            aliases=aliases,
+            custom_timeouts=custom_timeouts,
+            delete_before_replace=delete_before_replace or None,
         )
         if stateful:
             options.protect = self.protect

@@ -62,6 +62,8 @@ class Manifest:
     after: tuple[str, ...] = ()
     custom_timeouts: pulumi.CustomTimeouts | None = None
     aliases: tuple[pulumi.Alias, ...] = ()
+    # Replaced by deleting first: for objects named after a release, which a rollback names again.
+    delete_before_replace: bool = False
 
 
 def register(
@@ -80,6 +82,7 @@ def register(
             stateful=manifest.stateful,
             aliases=list(manifest.aliases) or None,
             custom_timeouts=manifest.custom_timeouts,
+            delete_before_replace=manifest.delete_before_replace,
         )
         if manifest.kind != CUSTOM_RESOURCE:
             resource = KINDS[manifest.kind](manifest.logical, **manifest.fields, opts=opts)

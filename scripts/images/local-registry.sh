@@ -6,6 +6,7 @@
 #   scripts/images/local-registry.sh env               # the same exports for a running pair
 #   scripts/images/local-registry.sh status            # exit 0 when both answer
 #   scripts/images/local-registry.sh stop              # stops both; no process is left behind
+#   scripts/images/local-registry.sh binary            # builds the registry if needed; prints its path
 #
 # dockerd comes from Debian's docker.io (scripts/system-deps.sh installs it when missing; root). It runs
 # on a private socket with its own data root, without bridge or iptables (builds need no network),
@@ -171,5 +172,6 @@ case "${1:-}" in
     stop) stop_all ;;
     env) print_env ;;
     status) status ;;
-    *) die "usage: $0 start|stop|env|status" ;;
+    binary) ensure_registry && echo "$REGISTRY_BIN" ;;
+    *) die "usage: $0 start|stop|env|status|binary" ;;
 esac

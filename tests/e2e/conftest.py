@@ -22,8 +22,9 @@ import pytest
 import yaml
 
 from scripts import rollback
-from scripts.project_copy import copy_sources
-from tests.harness import TEST_SECRETS
+from scripts.project_copy import copy_sources, stack_file_text
+from tests.e2e.state_backend import StateServer, start_state_server
+from tests.harness import TEST_SECRETS, stack_text
 
 ROOT = Path(__file__).resolve().parents[2]
 PASSPHRASE = "e2e-test-passphrase"
@@ -94,6 +95,9 @@ def copy_project(base: Path, engine_bin: Path, *, pack_virtualenv: bool = True) 
     root = base / "project"
     root.mkdir()
     copy_sources(root)
+    for stack in ("staging", "production"):
+        # As a release deploys it: production's api tag pinned (tests/harness.py, RELEASE_PINS).
+        (root / f"Pulumi.{stack}.yaml").write_text(stack_text(stack, stack_file_text(f"Pulumi.{stack}.yaml")))
     # The program and the policy pack run in the project's own virtualenv.
     (root / "venv").symlink_to(ROOT / "venv")
     if pack_virtualenv and (ROOT / "policies" / "venv").exists():
@@ -116,6 +120,22 @@ def copy_project(base: Path, engine_bin: Path, *, pack_virtualenv: bool = True) 
 @pytest.fixture
 def project(tmp_path: Path, engine_bin: Path) -> Iterator[Project]:
     yield copy_project(tmp_path, engine_bin)
+
+
+@pytest.fixture(scope="session")
+def state_server() -> Iterator[StateServer]:
+    """PostgreSQL on 127.0.0.1 for the CLI's DIY postgres:// backend (tests/e2e/state_backend.py)."""
+    yield from start_state_server()
+
+
+@pytest.fixture(params=["file", "postgres"])
+def backend_project(request: pytest.FixtureRequest, tmp_path: Path, engine_bin: Path) -> Project:
+    """The project on a file backend, or on a table of its own in the shared PostgreSQL backend."""
+    project = copy_project(tmp_path, engine_bin)
+    if request.param == "postgres":
+        server: StateServer = request.getfixturevalue("state_server")
+        project.env.update(PULUMI_BACKEND_URL=server.url(str(tmp_path)), **server.env())
+    return project
 
 
 # --- a private Docker daemon and the pinned registry (image builds) ---------------------------

@@ -121,6 +121,24 @@ def install_crds(cluster: Cluster) -> None:
     # Server-side: the largest CRDs exceed the last-applied annotation of a client-side apply.
     cluster.kubectl("apply", "--server-side", "-f", directory)
     cluster.kubectl("wait", "--for=condition=Established", "--timeout=60s", "crd", "--all")
+    # What a cluster with Envoy Gateway and cert-manager has, and the stacks name (the preflight asks).
+    cluster.kubectl("apply", "-f", "-", stdin=json.dumps({"apiVersion": "v1", "kind": "List", "items": NAMED_OBJECTS}))
+
+
+NAMED_OBJECTS: list[dict[str, Any]] = [
+    {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "GatewayClass",
+        "metadata": {"name": "eg"},
+        "spec": {"controllerName": "gateway.envoyproxy.io/gatewayclass-controller"},
+    },
+    {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": "letsencrypt-production"},
+        "spec": {"selfSigned": {}},
+    },
+]
 
 
 @pytest.fixture(scope="module")

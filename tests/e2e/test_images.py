@@ -22,6 +22,10 @@ pytestmark = [pytest.mark.engine, pytest.mark.images]
 
 @pytest.fixture
 def images_project(project: Project, local_registry: LocalRegistry) -> Project:
+    return building_api(project, local_registry)
+
+
+def building_api(project: Project, local_registry: LocalRegistry) -> Project:
     """The project with a FROM scratch context in app-src, api built from it, and the daemon in reach."""
     context = project.root / "app-src"
     context.mkdir()
