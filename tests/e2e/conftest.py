@@ -102,8 +102,14 @@ def copy_project(base: Path, engine_bin: Path, *, pack_virtualenv: bool = True) 
     (root / "venv").symlink_to(ROOT / "venv")
     if pack_virtualenv and (ROOT / "policies" / "venv").exists():
         (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
+    (base / "state").mkdir()
+    return Project(root, project_env(base, engine_bin))
+
+
+def project_env(base: Path, engine_bin: Path) -> dict[str, str]:
+    """The environment of a project copy under `base`: the pinned engine, its own file backend in
+    base/state, the suite's passphrase, and no ambient Pulumi settings or kubeconfig."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    env.pop("KUBECONFIG", None)
     env.update(
         PATH=f"{engine_bin}{os.pathsep}{env.get('PATH', '')}",
         PULUMI_BACKEND_URL=f"file://{base / 'state'}",
@@ -113,8 +119,7 @@ def copy_project(base: Path, engine_bin: Path, *, pack_virtualenv: bool = True) 
     )
     if "PULUMI_HOME" in os.environ:
         env["PULUMI_HOME"] = os.environ["PULUMI_HOME"]
-    (base / "state").mkdir()
-    return Project(root, env)
+    return env
 
 
 @pytest.fixture

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import shutil
 import subprocess
 import tarfile
@@ -22,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import PASSPHRASE, ROOT, Project, copy_project
+from tests.e2e.conftest import ROOT, Project, copy_project, project_env
 from tests.e2e.test_cluster import Cluster, cluster  # noqa: F401 - the module's own control plane
 
 pytestmark = [pytest.mark.engine, pytest.mark.cluster]
@@ -62,16 +61,7 @@ def old_project(base: Path, engine_bin: Path) -> Project:
     if (ROOT / "policies" / "venv").exists():
         (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
     (base / "state").mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
-    env.update(
-        PATH=f"{engine_bin}{os.pathsep}{env.get('PATH', '')}",
-        PULUMI_BACKEND_URL=f"file://{base / 'state'}",
-        PULUMI_CONFIG_PASSPHRASE=PASSPHRASE,
-        KUBECONFIG=str(base / "no-kubeconfig"),
-    )
-    if "PULUMI_HOME" in os.environ:
-        env["PULUMI_HOME"] = os.environ["PULUMI_HOME"]
-    return Project(root, env)
+    return Project(root, project_env(base, engine_bin))
 
 
 def preview(project: Project) -> dict[str, Any]:

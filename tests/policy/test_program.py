@@ -397,7 +397,8 @@ UNSAFE_POD_CHANGES: list[tuple[str, str, Any, str]] = [
     ("automountServiceAccountToken", "set", True, "no-service-account-token-automount"),
     ("volumes", "append", {"name": "h", "hostPath": {"path": "/"}}, "pss-no-host-path-volumes"),
 ]
-# Where the pod template sits in each workload kind (the guardrails' "pod spec").
+# Where the pod template sits in each workload kind (the guardrails' "pod spec"), stated here again
+# rather than imported from the pack: a mistake in the pack's own table must not hide from its test.
 POD_TEMPLATE_PATHS = {
     "Deployment": ("spec", "template"),
     "StatefulSet": ("spec", "template"),
