@@ -27,6 +27,8 @@ ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")
 EXTERNAL_SECRET_KEYS: dict[str, str] = {
     "llmApiKey": "API key of the LLM provider / agent framework",
     "alertWebhookUrl": "webhook URL Alertmanager posts alerts to",
+    "slackWebhookUrl": "Slack incoming-webhook URL of the receivers with slack (monitoring.receivers.*.slack)",
+    "smtpPassword": "password of monitoring.smtp.authUsername at the mail server of the e-mail receivers",
     "registryPassword": "password or token of the image registry used by service builds",
     "postgresPassword": "password of the managed PostgreSQL (data.postgres.mode external)",
     "redisPassword": "password of the managed Redis (data.redis.mode external)",

@@ -192,6 +192,16 @@ def load_settings(
                         "needs the registry password: run `pulumi config set --secret registryPassword`",
                     )
                 )
+    if settings is not None and environment in ("staging", "production"):
+        for key, needed_by in settings.monitoring.required_secrets().items():
+            if external_secrets.get(key) is None and key not in REQUIRED_OUTSIDE_DEV:
+                problems.append(
+                    ConfigProblem(
+                        f"{PROJECT}:{key}",
+                        f"required in {environment} by {needed_by}: run `pulumi config set --secret {key}` "
+                        f"({EXTERNAL_SECRET_KEYS[key]})",
+                    )
+                )
     if settings is not None:
         for store, key in EXTERNAL_STORE_SECRETS.items():
             if settings.data.stores()[store].mode == "external" and external_secrets.get(key) is None:
