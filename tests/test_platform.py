@@ -174,12 +174,17 @@ def test_deployment_is_hardened(run: ProgramRun, service: str) -> None:
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
 
-    # Every writable path is an emptyDir, since the root filesystem is read-only.
+    # Every writable path is an emptyDir, since the root filesystem is read-only; web also reads the
+    # program's nginx.conf, a file of a ConfigMap, read-only.
     volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
     assert "/tmp" in mounts
-    for path, volume in mounts.items():
-        assert volumes[volume] == {"name": volume, "emptyDir": {}}, path
+    for path, mount in mounts.items():
+        if service == "web" and path == "/etc/nginx/nginx.conf":
+            assert mount == {"name": "files", "mountPath": path, "readOnly": True, "subPath": "nginx.conf"}
+            assert volumes["files"] == {"name": "files", "configMap": {"name": "web-files"}}
+            continue
+        assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {}}, path
 
     resources = main["resources"]
     assert set(resources["requests"]) == {"cpu", "memory"}

@@ -116,6 +116,7 @@ from components.config.monitoring import (
 from components.config.network import DnsSettings, LlmEgressSettings, NetworkSettings
 from components.config.quantity import cpu_millicores, memory_bytes, parse_quantity, quantity_bytes
 from components.config.stack import NamespaceSettings, SecretsSettings, Settings, TargetSettings
+from components.config.web import SECURITY_HEADERS, NginxSettings
 
 __all__ = [
     "ACME_SERVERS",
@@ -132,6 +133,7 @@ __all__ = [
     "PROJECT",
     "PYTHON_CLIENT_BUCKETS",
     "REQUIRED_OUTSIDE_DEV",
+    "SECURITY_HEADERS",
     "SLACK_SECRET",
     "SMTP_SECRET",
     "STRUCTURED_KEYS",
@@ -177,6 +179,7 @@ __all__ = [
     "MonitoringStorageSettings",
     "NamespaceSettings",
     "NetworkSettings",
+    "NginxSettings",
     "NodeExporterSettings",
     "Objective",
     "OperatorSettings",

@@ -35,6 +35,7 @@ from components.config.base import (
 )
 from components.config.build import BuildSettings
 from components.config.quantity import cpu_millicores, memory_bytes
+from components.config.web import NginxSettings
 
 
 class ResourceAmounts(_Strict):
@@ -163,6 +164,8 @@ class ServiceSettings(_Strict):
     """Environment from Kubernetes Secrets: ENV_NAME -> credential name."""
     connects_to: list[str] = []
     """Declared connections (postgres, redis, chroma, llm, or a service); NetworkPolicies derive from them."""
+    nginx: NginxSettings | None = None
+    """The service is nginx serving the single-page app: the program ships its nginx.conf (built-in web)."""
     writable_paths: list[AbsolutePath] = ["/tmp"]
     """Paths mounted as emptyDir, since the root filesystem is read-only."""
     run_as_user: Annotated[int, Field(ge=10000)] = 10001

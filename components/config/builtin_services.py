@@ -57,6 +57,8 @@ BUILTIN_SERVICES: dict[str, dict[str, Any]] = {
         "connectsTo": ["api"],
         "writablePaths": ["/tmp", "/var/cache/nginx"],
         "expose": True,
+        # The program's nginx.conf: answers the probes' /health, falls back to the app's index.
+        "nginx": {},
     },
     "agent": {
         "enabled": False,
