@@ -99,6 +99,7 @@ class Platform(pulumi.ComponentResource):
                 },
                 scraper=scraper,
                 api_server_cidr=settings.monitoring.api_server_cidr,
+                pooled=settings.pools_connections(),
             ),
             opts=child,
         )

@@ -406,6 +406,83 @@ BAD_CONFIGS += [
         "use urlSecret",
     ),
     (
+        # The api's pools at production's full scale: 11 pods x 30 against 197 allowed connections.
+        "production-connections-without-the-pooler",
+        "production",
+        {"data": {"postgres": {"pooler": {"enabled": False}}}},
+        (),
+        {},
+        "support-platform:data.postgres.parameters.max_connections",
+        "the platform can open 336 connections to PostgreSQL at full scale, max_connections 200 - "
+        "superuser_reserved_connections 3 = 197 allowed: api: 11 pods (app.services.api.autoscaling.maxReplicas 10 "
+        "+ 1 surge) x 1 process(es) (app.services.api.databasePool.processes) x 30 "
+        "(app.services.api.databasePool.size 10 + maxOverflow 20) = 330",
+    ),
+    (
+        "worker-processes-count",
+        "staging",
+        services("staging", api={"databasePool": {"processes": 4}}),
+        (),
+        {},
+        "support-platform:data.postgres.parameters.max_connections",
+        "or put PgBouncer in front: data.postgres.pooler.enabled: true",
+    ),
+    (
+        "pooler-clients-beyond-one-pod",
+        "production",
+        services("production", api={"autoscaling": {"maxReplicas": 40}}),
+        (),
+        {},
+        "support-platform:data.postgres.pooler.maxClientConnections",
+        "the app can open 1231 connections to PgBouncer at full scale, more than the 1000 one PgBouncer pod accepts",
+    ),
+    (
+        "pooler-server-connections-beyond-max-connections",
+        "production",
+        {"data": {"postgres": {"pooler": {"defaultPoolSize": 100}}}},
+        (),
+        {},
+        "support-platform:data.postgres.parameters.max_connections",
+        "PgBouncer and the data tier can open 320 connections at full scale, max_connections 200 - "
+        "superuser_reserved_connections 3 = 197 allowed: pgbouncer: 3 pods (data.postgres.pooler.replicas 2 + 1 "
+        "surge) x 105 (defaultPoolSize 100 + reservePoolSize 5) = 315",
+    ),
+    (
+        "service-on-postgres-without-a-pool",
+        "dev",
+        services("dev", mcp={"enabled": True, "image": "ghcr.io/support-platform/mcp:1.0.0", "databasePool": None}),
+        (),
+        {},
+        "support-platform:app.services.mcp.databasePool",
+        "'mcp' connects to postgres without a declared pool",
+    ),
+    (
+        "pool-env-set-twice",
+        "dev",
+        services("dev", api={"env": {"DB_POOL_SIZE": "50"}}),
+        (),
+        {},
+        "support-platform:app.services.api.env",
+        "DB_POOL_SIZE come from databasePool",
+    ),
+    (
+        "pooler-in-front-of-a-managed-database",
+        "dev",
+        {
+            "data": {
+                "postgres": {
+                    "mode": "external",
+                    "external": {"host": "db.example.com", "port": 5432, "cidr": "10.0.0.0/24"},
+                    "pooler": {"enabled": True},
+                }
+            }
+        },
+        (),
+        {"postgresPassword": "x"},
+        "support-platform:data.postgres.pooler.enabled",
+        "the pooler fronts the in-cluster PostgreSQL",
+    ),
+    (
         # 000's SLA is p95 < 2 s; the Python client's default buckets jump from 1.0 to 2.5.
         "slo-latency-between-buckets",
         "dev",

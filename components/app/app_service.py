@@ -258,4 +258,6 @@ def derived_env(
             env["CHROMA_URL"] = f"{scheme}://{endpoints[target].host}:{endpoints[target].port}"
     if cors_origins and svc.expose:
         env["BACKEND_CORS_ORIGINS"] = json.dumps(cors_origins)
+    if svc.database_pool is not None:
+        env |= svc.database_pool.env()
     return {**env, **svc.env}

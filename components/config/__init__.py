@@ -55,6 +55,7 @@ from components.config.base import (
     Cidr,
     CpuQuantity,
     Credential,
+    DataImage,
     DnsLabel,
     DnsName,
     Environment,
@@ -67,13 +68,13 @@ from components.config.base import (
 )
 from components.config.build import BuildSettings
 from components.config.builtin_services import BUILTIN_SERVICES
+from components.config.capacity import DatabasePoolSettings, connection_budget_problem
 from components.config.data import (
     DATA_STORES,
     EXTERNAL_STORE_SECRETS,
     PG_FIXED,
     BackupSettings,
     ChromaSettings,
-    DataImage,
     DataSettings,
     ExporterSettings,
     ExternalSettings,
@@ -114,6 +115,7 @@ from components.config.monitoring import (
     RetentionSettings,
 )
 from components.config.network import DnsSettings, LlmEgressSettings, NetworkSettings
+from components.config.pooler import PoolerSettings
 from components.config.quantity import cpu_millicores, memory_bytes, parse_quantity, quantity_bytes
 from components.config.stack import NamespaceSettings, SecretsSettings, Settings, TargetSettings
 from components.config.web import SECURITY_HEADERS, NginxSettings
@@ -152,6 +154,7 @@ __all__ = [
     "Credential",
     "DataImage",
     "DataSettings",
+    "DatabasePoolSettings",
     "DnsLabel",
     "DnsName",
     "DnsSettings",
@@ -183,6 +186,7 @@ __all__ = [
     "NodeExporterSettings",
     "Objective",
     "OperatorSettings",
+    "PoolerSettings",
     "Port",
     "PortName",
     "PostgresSettings",
@@ -215,6 +219,7 @@ __all__ = [
     "ThresholdSettings",
     "TlsSettings",
     "WebhookSettings",
+    "connection_budget_problem",
     "cpu_millicores",
     "data_shape",
     "deep_merge",

@@ -34,6 +34,7 @@ from components.config.base import (
     _Strict,
 )
 from components.config.build import BuildSettings
+from components.config.capacity import DatabasePoolSettings
 from components.config.quantity import cpu_millicores, memory_bytes
 from components.config.web import NginxSettings
 
@@ -164,6 +165,9 @@ class ServiceSettings(_Strict):
     """Environment from Kubernetes Secrets: ENV_NAME -> credential name."""
     connects_to: list[str] = []
     """Declared connections (postgres, redis, chroma, llm, or a service); NetworkPolicies derive from them."""
+    database_pool: DatabasePoolSettings | None = None
+    """The PostgreSQL pool of each process (required with connectsTo postgres): rendered as env, counted in
+    the connection budget against max_connections."""
     nginx: NginxSettings | None = None
     """The service is nginx serving the single-page app: the program ships its nginx.conf (built-in web)."""
     writable_paths: list[AbsolutePath] = ["/tmp"]
@@ -258,6 +262,16 @@ class ServiceSettings(_Strict):
                     credential=credential,
                     needed=needed,
                 )
+        pool_env = self.database_pool.env() if self.database_pool is not None else {}
+        doubled = sorted(set(self.env) & set(pool_env))
+        if doubled:
+            raise _cross_field(
+                "env",
+                "{names} come from databasePool; set them there (or databasePool.renderEnv: false)",
+                names=", ".join(doubled),
+            )
+        if self.database_pool is not None and "postgres" not in self.connects_to:
+            raise _cross_field("databasePool", "the service does not connect to postgres; remove databasePool")
         overlap = sorted(set(self.env) & set(self.secret_env))
         if overlap:
             raise _cross_field("env", "{names} set in both env and secretEnv; keep one", names=", ".join(overlap))

@@ -95,6 +95,19 @@ AbsolutePath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
 HttpPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
 
 
+def _data_image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise PydanticCustomError(
+            "format",
+            "'{value}' is not an image reference; example: docker.io/library/postgres:17.11-bookworm",
+            {"value": value},
+        )
+    return value
+
+
+DataImage = Annotated[str, AfterValidator(_data_image)]
+
+
 def _cidr(value: str) -> str:
     try:
         ipaddress.ip_network(value)

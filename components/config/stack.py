@@ -15,7 +15,8 @@ from pydantic_core import PydanticCustomError
 from components.config.app import AppSettings
 from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
 from components.config.build import BuildSettings
-from components.config.data import ChromaSettings, DataSettings
+from components.config.capacity import connection_budget_problem
+from components.config.data import ChromaSettings, DataSettings, PostgresSettings
 from components.config.edge import EdgeSettings
 from components.config.monitoring import MonitoringSettings
 from components.config.network import NetworkSettings
@@ -194,6 +195,8 @@ class Settings(_Strict):
                     images["exporter.image"] = exporter.image
                 if isinstance(settings, ChromaSettings) and settings.snapshots.volume_snapshot_class is not None:
                     images["snapshots.image"] = settings.snapshots.image
+                if isinstance(settings, PostgresSettings) and self.pools_connections():
+                    images["pooler.image"] = settings.pooler.image
                 for key, image in images.items():
                     if not _DIGEST.search(image):
                         raise _cross_field(
@@ -210,6 +213,13 @@ class Settings(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _connection_budget(self) -> Settings:
+        problem = connection_budget_problem(self)
+        if problem is not None:
+            raise _cross_field(*problem)
+        return self
+
     # Production defaults, resolved here once: every component takes the answer, none asks the
     # environment itself.
     def protects_data(self) -> bool:
@@ -224,6 +234,12 @@ class Settings(_Strict):
         """A pg_dump before every migration (data.postgres.migrations.backupFirst)."""
         backup_first = self.data.postgres.migrations.backup_first
         return backup_first if backup_first is not None else self.environment == "production"
+
+    def pools_connections(self) -> bool:
+        """PgBouncer in front of the in-cluster PostgreSQL (data.postgres.pooler.enabled)."""
+        pg = self.data.postgres
+        enabled = pg.pooler.enabled if pg.pooler.enabled is not None else self.environment == "production"
+        return enabled and pg.mode == "in-cluster"
 
     def runs_migrations(self) -> bool:
         return self.data.postgres.mode != "disabled" and self.data.postgres.migrations.enabled
