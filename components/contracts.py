@@ -85,11 +85,22 @@ class ExternalSecrets:
 
     llm_api_key: pulumi.Output[str] | None = None
     alert_webhook_url: pulumi.Output[str] | None = None
+    # Alertmanager's Slack webhook URL and SMTP password (receivers with slack, monitoring.smtp).
+    slack_webhook_url: pulumi.Output[str] | None = None
+    smtp_password: pulumi.Output[str] | None = None
     registry_password: pulumi.Output[str] | None = None
     # External stores' credentials: postgresPassword, redisPassword, chromaToken.
     postgres_password: pulumi.Output[str] | None = None
     redis_password: pulumi.Output[str] | None = None
     chroma_token: pulumi.Output[str] | None = None
+
+    def receivers(self) -> dict[str, pulumi.Output[str] | None]:
+        """What Alertmanager's receivers may reference, by secret config key."""
+        return {
+            "alertWebhookUrl": self.alert_webhook_url,
+            "slackWebhookUrl": self.slack_webhook_url,
+            "smtpPassword": self.smtp_password,
+        }
 
 
 @dataclass(frozen=True)

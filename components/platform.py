@@ -103,6 +103,7 @@ class Platform(pulumi.ComponentResource):
                 },
                 scraper=scraper,
                 api_server_cidr=settings.monitoring.api_server_cidr,
+                pooled=settings.pools_connections(),
             ),
             opts=child,
         )
@@ -156,7 +157,7 @@ class Platform(pulumi.ComponentResource):
                 platform_namespaces=[app_ns, *data_namespaces],
                 app_namespace=app_ns,
                 grafana_admin_password=credentials.generated["grafana-admin"],
-                receiver_secrets={"alertWebhookUrl": args.external.alert_webhook_url},
+                receiver_secrets=args.external.receivers(),
             ),
             opts=child,
         )

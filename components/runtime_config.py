@@ -56,6 +56,8 @@ def read_stack_config(stack: str, project_dir: str) -> tuple[Settings, ExternalS
     external = ExternalSecrets(
         llm_api_key=config.get_secret("llmApiKey"),
         alert_webhook_url=config.get_secret("alertWebhookUrl"),
+        slack_webhook_url=config.get_secret("slackWebhookUrl"),
+        smtp_password=config.get_secret("smtpPassword"),
         registry_password=config.get_secret("registryPassword"),
         postgres_password=config.get_secret("postgresPassword"),
         redis_password=config.get_secret("redisPassword"),

@@ -35,6 +35,11 @@ from components.config import (  # noqa: E402 - needs the project on sys.path
 )
 
 SCHEMA_PATH = ROOT / "schema" / "stack-config.schema.json"
+# Secret config of Alertmanager's receivers, and when a stack needs it (MonitoringSettings.required_secrets).
+ALERTING_SECRETS = {
+    "slackWebhookUrl": "when a receiver has slack",
+    "smtpPassword": "when monitoring.smtp sets authUsername",
+}
 REFERENCE_PATH = ROOT / "docs" / "configuration.md"
 START, END = "<!-- config-reference:start -->", "<!-- config-reference:end -->"
 STACKS = ("dev", "staging", "production")
@@ -172,6 +177,8 @@ def render_reference() -> str:
             required = "staging, production"
         elif key in external_stores:
             required = f"when data.{external_stores[key]}.mode is external"
+        elif key in ALERTING_SECRETS:
+            required = f"staging, production: {ALERTING_SECRETS[key]}"
         else:
             required = "when a build sets registryUsername"
         lines.append(f"| `{key}` | {required} | {what} |")

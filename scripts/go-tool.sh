@@ -25,6 +25,8 @@ case "$name" in
     piece=amtool-v0.28.1-linux-amd64.xz
     piece_sha256=42f25253a1a939d5a048b8d4123a86d2d1c7a2d58f667521063ec0fae6847c93
     ;;
+  # The bundled Alertmanager itself, for the tests that post alerts to it (inhibition).
+  alertmanager) package=github.com/prometheus/alertmanager/cmd/alertmanager version=v0.28.1 ;;
   *) echo "error: unknown tool '$name'" >&2; exit 2 ;;
 esac
 cache="${SUPPORT_PLATFORM_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/support-platform/tools}/$name-$version"

@@ -64,6 +64,8 @@ def deployed_images(settings: Settings) -> list[ImageUse]:
         exporter = getattr(store_settings, "exporter", None)
         if exporter is not None and exporter.enabled:
             uses.append(ImageUse(f"data.{store}.exporter.image", exporter.image))
+    if settings.pools_connections():
+        uses.append(ImageUse("data.postgres.pooler.image", data.postgres.pooler.image))
     chroma = data.chroma
     if chroma.mode == "in-cluster" and chroma.snapshots.volume_snapshot_class is not None:
         uses.append(ImageUse("data.chroma.snapshots.image", chroma.snapshots.image))
@@ -85,11 +87,8 @@ def stack_settings(stack: str, document: Mapping[str, Any]) -> Settings:
     "images pinned by digest" is left out: that is what this command is for."""
     config = document.get("config") or {}
     structured = {key: config.get(f"{PROJECT}:{key}") for key in STRUCTURED_KEYS}
-    environment = structured.get("environment") or stack
-    if environment == "production":
-        structured["environment"] = "staging"
     # Secrets are irrelevant to which images deploy: count every external secret as set.
-    return load_settings(stack, structured, [], dict.fromkeys(EXTERNAL_SECRET_KEYS, True), None)
+    return load_settings(stack, structured, [], dict.fromkeys(EXTERNAL_SECRET_KEYS, True), None, pinned_images=False)
 
 
 # --- the stack file, edited as text ----------------------------------------------------------------

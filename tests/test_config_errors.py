@@ -363,11 +363,11 @@ BAD_CONFIGS += [
     (
         "monitoring-threshold-out-of-range",
         "staging",
-        {"monitoring": {"thresholds": {"errorRate": 1.5}}},
+        {"monitoring": {"thresholds": {"errorRatePercent": 150}}},
         (),
         {},
-        "support-platform:monitoring.thresholds.errorRate",
-        "less than 1",
+        "support-platform:monitoring.thresholds.errorRatePercent",
+        "less than 100",
     ),
     (
         "monitoring-slo-target-100",
@@ -384,17 +384,170 @@ BAD_CONFIGS += [
         {"monitoring": {"receivers": {"critical": {}}}},
         (),
         {},
-        "support-platform:monitoring.receivers.critical.url",
-        "a receiver needs exactly one webhook",
+        "support-platform:monitoring.receivers.critical.webhook",
+        "a receiver needs at least one of webhook, slack or email",
+    ),
+    (
+        "monitoring-webhook-without-url",
+        "dev",
+        {"monitoring": {"receivers": {"critical": {"webhook": {}}}}},
+        (),
+        {},
+        "support-platform:monitoring.receivers.critical.webhook.url",
+        "a webhook needs exactly one of url, or urlSecret",
     ),
     (
         "monitoring-receiver-url-with-credentials",
         "staging",
-        {"monitoring": {"receivers": {"warning": {"url": "https://bot:hunter2@hooks.example.com/x"}}}},
+        {"monitoring": {"receivers": {"warning": {"webhook": {"url": "https://bot:hunter2@hooks.example.com/x"}}}}},
         (),
         {},
-        "support-platform:monitoring.receivers.warning.url",
+        "support-platform:monitoring.receivers.warning.webhook.url",
         "use urlSecret",
+    ),
+    (
+        # The api's pools at production's full scale: 11 pods x 30 against 197 allowed connections.
+        "production-connections-without-the-pooler",
+        "production",
+        {"data": {"postgres": {"pooler": {"enabled": False}}}},
+        (),
+        {},
+        "support-platform:data.postgres.parameters.max_connections",
+        "the platform can open 336 connections to PostgreSQL at full scale, max_connections 200 - "
+        "superuser_reserved_connections 3 = 197 allowed: api: 11 pods (app.services.api.autoscaling.maxReplicas 10 "
+        "+ 1 surge) x 1 process(es) (app.services.api.databasePool.processes) x 30 "
+        "(app.services.api.databasePool.size 10 + maxOverflow 20) = 330",
+    ),
+    (
+        "worker-processes-count",
+        "staging",
+        services("staging", api={"databasePool": {"processes": 4}}),
+        (),
+        {},
+        "support-platform:data.postgres.parameters.max_connections",
+        "or put PgBouncer in front: data.postgres.pooler.enabled: true",
+    ),
+    (
+        "pooler-clients-beyond-one-pod",
+        "production",
+        services("production", api={"autoscaling": {"maxReplicas": 40}}),
+        (),
+        {},
+        "support-platform:data.postgres.pooler.maxClientConnections",
+        "the app can open 1231 connections to PgBouncer at full scale, more than the 1000 one PgBouncer pod accepts",
+    ),
+    (
+        "pooler-server-connections-beyond-max-connections",
+        "production",
+        {"data": {"postgres": {"pooler": {"defaultPoolSize": 100}}}},
+        (),
+        {},
+        "support-platform:data.postgres.parameters.max_connections",
+        "PgBouncer and the data tier can open 320 connections at full scale, max_connections 200 - "
+        "superuser_reserved_connections 3 = 197 allowed: pgbouncer: 3 pods (data.postgres.pooler.replicas 2 + 1 "
+        "surge) x 105 (defaultPoolSize 100 + reservePoolSize 5) = 315",
+    ),
+    (
+        "service-on-postgres-without-a-pool",
+        "dev",
+        services("dev", mcp={"enabled": True, "image": "ghcr.io/support-platform/mcp:1.0.0", "databasePool": None}),
+        (),
+        {},
+        "support-platform:app.services.mcp.databasePool",
+        "'mcp' connects to postgres without a declared pool",
+    ),
+    (
+        "pool-env-set-twice",
+        "dev",
+        services("dev", api={"env": {"DB_POOL_SIZE": "50"}}),
+        (),
+        {},
+        "support-platform:app.services.api.env",
+        "DB_POOL_SIZE come from databasePool",
+    ),
+    (
+        "pooler-in-front-of-a-managed-database",
+        "dev",
+        {
+            "data": {
+                "postgres": {
+                    "mode": "external",
+                    "external": {"host": "db.example.com", "port": 5432, "cidr": "10.0.0.0/24"},
+                    "pooler": {"enabled": True},
+                }
+            }
+        },
+        (),
+        {"postgresPassword": "x"},
+        "support-platform:data.postgres.pooler.enabled",
+        "the pooler fronts the in-cluster PostgreSQL",
+    ),
+    (
+        # 000's SLA is p95 < 2 s; the Python client's default buckets jump from 1.0 to 2.5.
+        "slo-latency-between-buckets",
+        "dev",
+        {"monitoring": {"slo": {"latencySeconds": 2}}},
+        (),
+        {},
+        "support-platform:monitoring.slo.latencySeconds",
+        "2.0 is not a bucket of chat_message_duration_seconds (monitoring.histograms.chatMessageDurationSeconds: "
+        "0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10)",
+    ),
+    (
+        "alert-threshold-between-buckets",
+        "dev",
+        {
+            "monitoring": {
+                "thresholds": {"responseTimeP95Seconds": 3},
+                "slo": {"latencySeconds": 2},
+                "histograms": {"chatMessageDurationSeconds": [1, 2, 5]},
+            }
+        },
+        (),
+        {},
+        "support-platform:monitoring.thresholds.responseTimeP95Seconds",
+        "add 3.0 to monitoring.histograms.chatMessageDurationSeconds",
+    ),
+    (
+        "buckets-not-ascending",
+        "dev",
+        {"monitoring": {"histograms": {"chatMessageDurationSeconds": [0.5, 0.25, 5]}}},
+        (),
+        {},
+        "support-platform:monitoring.histograms.chatMessageDurationSeconds",
+        "strictly ascending",
+    ),
+    (
+        "email-without-smtp",
+        "dev",
+        {"monitoring": {"receivers": {"critical": {"email": {"to": ["oncall@example.com"]}}}}},
+        (),
+        {},
+        "support-platform:monitoring.receivers.critical.email",
+        "set monitoring.smtp",
+    ),
+    (
+        "slack-without-its-secret",
+        "staging",
+        {"monitoring": {"receivers": {"critical": {"slack": {"channel": "#alerts"}}}}},
+        (),
+        {},
+        "support-platform:slackWebhookUrl",
+        "required in staging by monitoring.receivers.critical.slack",
+    ),
+    (
+        "smtp-login-without-its-password",
+        "production",
+        {
+            "monitoring": {
+                "smtp": {"smarthost": "smtp.example.com:587", "from": "alerts@example.com", "authUsername": "alerts"},
+                "receivers": {"warning": {"email": {"to": ["team@example.com"]}}},
+            }
+        },
+        (),
+        {},
+        "support-platform:smtpPassword",
+        "required in production by monitoring.smtp.authUsername",
     ),
     (
         "monitoring-operator-without-selector",

@@ -407,8 +407,8 @@ BAD_DATA: list[tuple[str, str, dict[str, Any], dict[str, str], dict[str, str], s
         {},
         {},
         "data.postgres.sise",
-        "unknown key; allowed keys here: backup, database, exporter, external, image, migrations, mode, "
-        "parameters, replicas, resources, storage, user",
+        "unknown key; allowed keys here: adminConnections, backup, database, exporter, external, image, migrations, "
+        "mode, parameters, pooler, replicas, resources, storage, user",
     ),
 ]
 

@@ -42,6 +42,13 @@ PG_PASSWORD = mock_password("credentials-postgres")
 REDIS_PASSWORD = mock_password("credentials-redis")
 BACKUP_SCRIPT = Path(ROOT, "components", "data", "files", "pg-backup.sh")
 MIGRATION = ["alembic", "upgrade", "head"]
+# Production puts PgBouncer in front of PostgreSQL (data.postgres.pooler.enabled defaults to on there).
+POOLED = {"production"}
+
+
+def database(run: ProgramRun) -> tuple[str, str]:
+    """(the pods the app reaches PostgreSQL through, their port)."""
+    return ("pgbouncer", "6432") if run.stack in POOLED else ("postgres", "5432")
 
 
 # --- running the program -----------------------------------------------------------------------
@@ -280,6 +287,11 @@ def test_priority_class_is_above_zero_and_every_store_and_backup_pod_uses_it(run
     for resource in data_pods:
         assert pod_of(resource)["priorityClassName"] == "support-data-stores", resource.name
     for deployment in run.k8s("Deployment"):
+        if deployment.get("metadata.namespace") == DATA:
+            # PgBouncer is as vital as the database behind it.
+            assert deployment.get("metadata.name") == "pgbouncer" and run.stack in POOLED
+            assert pod_of(deployment)["priorityClassName"] == "support-data-stores"
+            continue
         # App pods keep the default priority (0): they can never preempt a store.
         assert "priorityClassName" not in pod_of(deployment), deployment.name
 
@@ -609,7 +621,8 @@ def test_api_gets_urls_built_from_the_endpoints_and_generated_passwords(run: Pro
     secret = run.by_object_name("Secret", "api-secrets")
     assert secret.secret_paths == {"stringData"}
     data = secret.inputs["stringData"]
-    assert data["DATABASE_URL"] == f"postgresql://support:{PG_PASSWORD}@postgres.{DATA}.svc.cluster.local:5432/support"
+    host, port = database(run)
+    assert data["DATABASE_URL"] == f"postgresql://support:{PG_PASSWORD}@{host}.{DATA}.svc.cluster.local:{port}/support"
     assert data["REDIS_URL"] == f"redis://:{REDIS_PASSWORD}@redis.{DATA}.svc.cluster.local:6379/0"
     # In-cluster Chroma takes no token: neither the Secret nor the pod has one.
     assert "CHROMA_TOKEN" not in data
@@ -618,7 +631,7 @@ def test_api_gets_urls_built_from_the_endpoints_and_generated_passwords(run: Pro
     config = run.by_object_name("ConfigMap", "api-env").inputs["data"]
     assert config["CHROMA_URL"] == f"http://chroma.{DATA}.svc.cluster.local:8000"
     assert run.outputs["dataEndpoints"] == {
-        "postgres": f"postgres.{DATA}.svc.cluster.local:5432",
+        "postgres": f"{host}.{DATA}.svc.cluster.local:{port}",
         "redis": f"redis.{DATA}.svc.cluster.local:6379",
         "chroma": f"chroma.{DATA}.svc.cluster.local:8000",
     }
@@ -630,11 +643,16 @@ def test_each_store_admits_exactly_its_declared_clients(run: ProgramRun) -> None
         ingress = obj(run, "NetworkPolicy", store).get("spec.ingress")
         return [p for p in peers(ingress, "from") if p[2] != "metrics"]
 
-    assert clients("postgres") == [
-        (APP, "api", "postgres"),
-        (APP, "api-migrations", "postgres"),
-        (DATA, "postgres-backup", "postgres"),
-    ]
+    app = [(APP, "api"), (APP, "api-migrations")]
+    if run.stack in POOLED:
+        # PostgreSQL admits PgBouncer and its backups; PgBouncer admits what PostgreSQL would have.
+        assert clients("postgres") == [(DATA, "pgbouncer", "postgres"), (DATA, "postgres-backup", "postgres")]
+        assert clients("pgbouncer") == [(ns, name, "pgbouncer") for ns, name in app]
+    else:
+        assert clients("postgres") == [
+            *((ns, name, "postgres") for ns, name in app),
+            (DATA, "postgres-backup", "postgres"),
+        ]
     assert clients("redis") == [(APP, "api", "redis")]
     assert clients("chroma") == [(APP, "api", "http")]
 
@@ -676,7 +694,7 @@ def test_metrics_port_is_open_to_prometheus_only(run: ProgramRun, store: str) ->
 def test_api_reaches_each_store_by_namespace_and_pod_selector(run: ProgramRun) -> None:
     egress = obj(run, "NetworkPolicy", "api", APP).get("spec.egress")
     stores = [p for p in peers(egress, "to") if p[0] == DATA]
-    assert stores == [(DATA, "chroma", "8000"), (DATA, "postgres", "5432"), (DATA, "redis", "6379")]
+    assert stores == [(DATA, "chroma", "8000"), (DATA, *database(run)), (DATA, "redis", "6379")]
     for rule in egress:
         for peer in rule["to"]:
             if (
@@ -802,7 +820,7 @@ def test_migration_job_runs_the_api_image_with_the_api_environment(run: ProgramR
     policy = obj(run, "NetworkPolicy", "api-migrations", APP).inputs["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
     assert policy["ingress"] == []
-    assert peers(policy["egress"], "to") == [(DATA, "postgres", "5432")]
+    assert peers(policy["egress"], "to") == [(DATA, *database(run))]
 
 
 def test_the_api_deployment_waits_for_the_migration_which_waits_for_postgres(run: ProgramRun) -> None:

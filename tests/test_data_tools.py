@@ -287,6 +287,13 @@ def nss_wrapper() -> Path | None:
     return next((Path(p) for pattern in NSS_WRAPPER_GLOB for p in sorted(Path("/").glob(pattern[1:]))), None)
 
 
+def install(*pairs: str) -> None:
+    """COMMAND=PACKAGE pairs installed on first use, never skipped: without root or apt-get,
+    system-deps.sh says what is missing."""
+    proc = run([ROOT / "scripts" / "system-deps.sh", *pairs], timeout=600)
+    assert proc.returncode == 0, proc.stderr
+
+
 @pytest.fixture(scope="session")
 def system_tools() -> None:
     """Installed on first use, never skipped: without root or apt-get, system-deps.sh says what is missing."""
@@ -295,8 +302,7 @@ def system_tools() -> None:
         pairs.append("postgres=postgresql")  # a name off PATH on Debian: asked for only when the glob finds nothing
     if not has_passwd_entry(RUN_UID) and nss_wrapper() is None:
         pairs.append("libnss_wrapper.so=libnss-wrapper")  # a library, no command: asked for only when absent
-    proc = run([ROOT / "scripts" / "system-deps.sh", *pairs], timeout=600)
-    assert proc.returncode == 0, proc.stderr
+    install(*pairs)
 
 
 @pytest.fixture(scope="session")

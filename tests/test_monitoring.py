@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from components.config import MonitoringSettings
-from components.monitoring.rules import platform_alerts, rule_files
+from components.monitoring.alerts import platform_alerts
+from components.monitoring.rules import rule_files
 from tests.exposed_metrics import OPTIONAL_SOURCES, sources_of
 from tests.harness import (
     ROOT,
@@ -248,7 +249,7 @@ def test_alertmanager_config_is_a_secret_that_amtool_accepts(program: ProgramRun
     (tmp_path / "alertmanager.yml").write_text(text)
     proc = run(tool("amtool"), "check-config", str(tmp_path / "alertmanager.yml"))
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for labels, receiver in ((["severity=critical"], "critical"), (["severity=warning"], "warning")):
+    for labels, receiver in ((["severity=critical"], "critical-alerts"), (["severity=warning"], "warning-alerts")):
         routed = run(
             tool("amtool"), "config", "routes", "test", f"--config.file={tmp_path / 'alertmanager.yml'}", *labels
         )
@@ -540,7 +541,7 @@ def test_kubelet_volume_stats_add_a_cluster_role_and_a_scrape_job_through_the_ap
         {"source_labels": ["__name__"], "regex": "kubelet_volume_stats_.+", "action": "keep"}
     ]
     annotation = obj(result, "StatefulSet", "prometheus").inputs["metadata"]["annotations"][API_ANNOTATION]
-    assert "kubelets" in annotation
+    assert "through the API server's node proxy" in annotation
     # The pack refuses cluster-scoped RBAC without a reason; the opt-in names its setting.
     assert role.inputs["metadata"]["annotations"][CLUSTER_SCOPE].startswith("monitoring.kubeletVolumeStats: ")
     assert binding.inputs["metadata"]["annotations"] == role.inputs["metadata"]["annotations"]
@@ -561,11 +562,11 @@ def test_the_kubelet_scrape_job_passes_promtool(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def _series_sources(run_: ProgramRun) -> dict[str, set[str]]:
+def _series_sources(run_: ProgramRun, settings: MonitoringSettings | None = None) -> dict[str, set[str]]:
     """Alert -> the scrape jobs its metrics come from that this stack's Prometheus does not have."""
     jobs = {j["job_name"] for j in prometheus_yaml(run_)["scrape_configs"]} | {"prometheus"}
     missing: dict[str, set[str]] = {}
-    for alert in platform_alerts(MonitoringSettings(), sorted(PLATFORM_NAMESPACES)):
+    for alert in platform_alerts(settings or MonitoringSettings(), sorted(PLATFORM_NAMESPACES)):
         for name in metric_names(alert.expr):
             sources = sources_of(name)
             assert sources, f"{alert.name}: {name} is exposed by nothing"
@@ -578,11 +579,59 @@ def test_every_alert_has_series_in_bundled_mode_except_the_opt_in_kubelet(progra
     # PodCrashLooping and BackupMissing: kube-state-metrics; PersistentVolumeFillingUp only with
     # monitoring.kubeletVolumeStats (README says so).
     assert _series_sources(program) == {"PersistentVolumeFillingUp": {"kubelet"}}
-    assert set(OPTIONAL_SOURCES) == {"kube-state-metrics", "kubelet"}
+    assert set(OPTIONAL_SOURCES) == {
+        "kube-state-metrics",
+        "kubelet",
+        "cadvisor",
+        "node-exporter",
+        "cluster-kube-state-metrics",
+    }
     assert _series_sources(kubelet_run(program.stack)) == {}
     without_ksm = run_with(program.stack, {"kubeStateMetrics": {"enabled": False}})
     assert _series_sources(without_ksm) == {
         "PersistentVolumeFillingUp": {"kubelet"},
-        "PodCrashLooping": {"kube-state-metrics"},
+        "KubernetesPodCrashLooping": {"kube-state-metrics"},
         "BackupMissing": {"kube-state-metrics"},
     }
+
+
+@functools.cache
+def node_sources_run(stack: str) -> ProgramRun:
+    return run_with(stack, {"cadvisor": True, "nodeExporter": {"enabled": True}})
+
+
+@pytest.mark.parametrize("stack", ["dev", "production"])
+def test_cadvisor_and_node_exporter_come_through_the_api_server_with_one_cluster_role(stack: str) -> None:
+    result = node_sources_run(stack)
+    (role,) = result.k8s("ClusterRole")
+    why = role.inputs["metadata"]["annotations"][CLUSTER_SCOPE]
+    assert why.startswith("monitoring.cadvisor, monitoring.nodeExporter.enabled: ")
+    jobs = {j["job_name"]: j for j in prometheus_yaml(result)["scrape_configs"]}
+    paths = {
+        name: next(r["replacement"] for r in jobs[name]["relabel_configs"] if r["target_label"] == "__metrics_path__")
+        for name in ("cadvisor", "node-exporter")
+    }
+    assert paths == {
+        "cadvisor": "/api/v1/nodes/${1}/proxy/metrics/cadvisor",
+        "node-exporter": "/api/v1/nodes/${1}:9100/proxy/metrics",
+    }
+    # cAdvisor reports every container of the node: only the platform's are kept.
+    keep = jobs["cadvisor"]["metric_relabel_configs"]
+    assert keep[-1] == {
+        "source_labels": ["namespace"],
+        "regex": "support-app|support-data|support-monitoring",
+        "action": "keep",
+    }
+    assert "kubelet" not in jobs
+    # Now the container and node alerts have series; only the kubelet's volume stats stay opt-in.
+    settings = MonitoringSettings.model_validate({"cadvisor": True, "nodeExporter": {"enabled": True}})
+    assert _series_sources(result, settings) == {"PersistentVolumeFillingUp": {"kubelet"}}
+    rules = obj(result, "ConfigMap", "prometheus-rules").inputs["data"]["platform-alerts.yaml"]
+    for alert in ("ContainerHighCPUUsage", "ContainerHighMemoryUsage", "HighMemoryUsage", "DiskSpaceLow"):
+        assert f"alert: {alert}\n" in rules
+    assert mandatory(run_pack(result.resources, stack)) == []
+
+
+def test_container_and_node_alerts_need_monitoring() -> None:
+    with pytest.raises(ValueError, match="mode none has no rules"):
+        MonitoringSettings.model_validate({"mode": "none", "cadvisor": True})

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from components.config import MonitoringSettings
+from components.monitoring.alertmanager_config import INHIBITIONS
 from components.monitoring.rules import rule_files
 from tests.crd_schemas import validation_errors
 from tests.harness import STACKS, TEST_SECRETS, ProgramRun, RecordedResource, run_program, stack_config
@@ -43,7 +44,8 @@ def test_no_bundled_servers_and_no_monitoring_namespace(program: ProgramRun) -> 
     assert {s.inputs["metadata"]["namespace"] for s in program.k8s("StatefulSet")} == {"support-data"}
     assert not program.k8s("Role") and not program.k8s("ClusterRole")  # no kube-state-metrics, no kubelets
     assert [r for r in program.k8s("Namespace") if r.inputs["metadata"]["name"] == "support-monitoring"] == []
-    assert {r.inputs["metadata"]["name"] for r in program.k8s("Deployment")} == {"api", "web"}
+    # Production's PgBouncer is the data tier's, not monitoring's.
+    assert {r.inputs["metadata"]["name"] for r in program.k8s("Deployment")} - {"pgbouncer"} == {"api", "web"}
 
 
 @pytest.mark.integration
@@ -94,8 +96,11 @@ def test_alertmanager_config_routes_by_severity_with_webhooks_from_a_secret(prog
     (config,) = custom(program, "AlertmanagerConfig")
     spec = config.inputs["spec"]
     routes = {r["matchers"][0]["value"]: r["receiver"] for r in spec["route"]["routes"]}
-    assert routes == {"Watchdog": "watchdog", "critical": "critical", "warning": "warning"}
-    assert spec["inhibitRules"][0]["equal"] == ["alertname", "namespace"]
+    assert routes == {"Watchdog": "watchdog", "critical": "critical-alerts", "warning": "warning-alerts"}
+    # The same inhibitions as the bundled Alertmanager (tests/test_alertmanager.py runs those).
+    assert spec["inhibitRules"][0]["equal"] == ["alertname", "namespace", "service"]
+    assert len(spec["inhibitRules"]) == len(INHIBITIONS)
+    assert {"name": "alertname", "value": "ServiceDown", "matchType": "="} in spec["inhibitRules"][1]["sourceMatch"]
     hooks = [c for r in spec["receivers"] for c in r.get("webhookConfigs", [])]
     if program.stack == "dev":
         assert hooks == []
@@ -139,3 +144,62 @@ def test_operator_mode_crd_check_catches_a_bad_field(program: ProgramRun) -> Non
     broken = json.loads(json.dumps(monitor.inputs))
     broken["spec"]["endpoints"][0]["intervall"] = "30s"
     assert validation_errors(broken) != []
+
+
+SLACK_URL = "https://hooks.slack.com/services/T0000/B0000/slacksecret0f1e2d3c"
+SMTP_PASSWORD = "smtp-secret-0f1e2d3c4b5a"
+NATIVE = {
+    **OPERATOR,
+    "smtp": {"smarthost": "smtp.example.com:587", "from": "alerts@example.com", "authUsername": "alerts"},
+    "receivers": {
+        "critical": {"slack": {"channel": "#alerts"}, "email": {"to": ["team@example.com"]}},
+        "warning": {"email": {"to": ["team@example.com"]}},
+    },
+}
+
+
+@functools.cache
+def native_run() -> ProgramRun:
+    config, secret_keys = stack_config(
+        "production",
+        overrides={"monitoring": NATIVE},
+        secrets={"slackWebhookUrl": SLACK_URL, "smtpPassword": SMTP_PASSWORD},
+    )
+    result = run_program("production", config, secret_keys)
+    assert result.error is None, result.error
+    return result
+
+
+def test_slack_and_email_receivers_reference_the_secret_and_never_carry_it() -> None:
+    result = native_run()
+    (config,) = custom(result, "AlertmanagerConfig")
+    receivers = {r["name"]: r for r in config.inputs["spec"]["receivers"]}
+    (slack,) = receivers["critical-alerts"]["slackConfigs"]
+    assert slack["apiURL"] == {"name": "alertmanager-webhooks", "key": "slack"}
+    assert (slack["channel"], slack["title"]) == ("#alerts", "Critical Alert")
+    (mail,) = receivers["warning-alerts"]["emailConfigs"]
+    assert mail["authPassword"] == {"name": "alertmanager-webhooks", "key": "smtp-password"}
+    assert mail["headers"] == [{"key": "Subject", "value": "[WARNING] Customer Support Alert"}]
+    assert (mail["to"], mail["from"], mail["smarthost"]) == (
+        "team@example.com",
+        "alerts@example.com",
+        "smtp.example.com:587",
+    )
+    assert "webhookConfigs" not in receivers["critical-alerts"]
+    secret = result.by_object_name("Secret", "alertmanager-webhooks")
+    assert secret.secret_paths == {"stringData"}
+    assert secret.inputs["stringData"] == {
+        "watchdog": TEST_SECRETS["alertWebhookUrl"],
+        "slack": SLACK_URL,
+        "smtp-password": SMTP_PASSWORD,
+    }
+    for resource in result.resources:
+        if resource is not secret:
+            text = json.dumps(resource.inputs)
+            assert SLACK_URL not in text and SMTP_PASSWORD not in text, resource.name
+
+
+@pytest.mark.integration
+def test_native_receivers_match_the_published_crd() -> None:
+    (config,) = custom(native_run(), "AlertmanagerConfig")
+    assert validation_errors(config.inputs) == []

@@ -174,12 +174,17 @@ def test_deployment_is_hardened(run: ProgramRun, service: str) -> None:
     assert security["capabilities"] == {"drop": ["ALL"]}
     assert security["seccompProfile"] == {"type": "RuntimeDefault"}
 
-    # Every writable path is an emptyDir, since the root filesystem is read-only.
+    # Every writable path is an emptyDir, since the root filesystem is read-only; web also reads the
+    # program's nginx.conf, a file of a ConfigMap, read-only.
     volumes = {v["name"]: v for v in pod["volumes"]}
-    mounts = {m["mountPath"]: m["name"] for m in main["volumeMounts"]}
+    mounts = {m["mountPath"]: m for m in main["volumeMounts"]}
     assert "/tmp" in mounts
-    for path, volume in mounts.items():
-        assert volumes[volume] == {"name": volume, "emptyDir": {}}, path
+    for path, mount in mounts.items():
+        if service == "web" and path == "/etc/nginx/nginx.conf":
+            assert mount == {"name": "files", "mountPath": path, "readOnly": True, "subPath": "nginx.conf"}
+            assert volumes["files"] == {"name": "files", "configMap": {"name": "web-files"}}
+            continue
+        assert volumes[mount["name"]] == {"name": mount["name"], "emptyDir": {}}, path
 
     resources = main["resources"]
     assert set(resources["requests"]) == {"cpu", "memory"}
@@ -315,9 +320,10 @@ def test_database_and_redis_urls_are_built_from_endpoints_and_generated_password
     data = run.by_object_name("Secret", "api-secrets").inputs["stringData"]
     postgres = mock_password("credentials-postgres")
     redis = mock_password("credentials-redis")
-    assert data["DATABASE_URL"] == (
-        f"postgresql://support:{postgres}@postgres.support-data.svc.cluster.local:5432/support"
-    )
+    # Production reaches PostgreSQL through PgBouncer (data.postgres.pooler, on there by default).
+    host = "pgbouncer.support-data.svc.cluster.local:6432" if run.stack == "production" else None
+    host = host or "postgres.support-data.svc.cluster.local:5432"
+    assert data["DATABASE_URL"] == f"postgresql://support:{postgres}@{host}/support"
     assert data["REDIS_URL"] == f"redis://:{redis}@redis.support-data.svc.cluster.local:6379/0"
     # In-cluster Chroma has no auth: no token is generated or handed out.
     assert "CHROMA_TOKEN" not in data
@@ -445,12 +451,15 @@ def test_api_policy_allows_exactly_the_declared_connections(run: ProgramRun) -> 
         ("prometheus in namespace", "support-monitoring", ["http"]),
     ]
     # Each store's own pods in the data namespace, on its port: not the whole namespace.
-    assert peers(api["egress"], "to") == [
-        ("chroma in namespace", "support-data", ["8000"]),
-        ("cidr", "0.0.0.0/0", ["443"]),
-        ("postgres in namespace", "support-data", ["5432"]),
-        ("redis in namespace", "support-data", ["6379"]),
-    ]
+    database = ("pgbouncer", ["6432"]) if run.stack == "production" else ("postgres", ["5432"])
+    assert sorted(peers(api["egress"], "to")) == sorted(
+        [
+            ("chroma in namespace", "support-data", ["8000"]),
+            ("cidr", "0.0.0.0/0", ["443"]),
+            (f"{database[0]} in namespace", "support-data", database[1]),
+            ("redis in namespace", "support-data", ["6379"]),
+        ]
+    )
     llm = next(r for r in api["egress"] if "ipBlock" in r["to"][0])
     # The LLM egress reaches public addresses only, never the cluster's private ranges.
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10"} <= set(

@@ -25,7 +25,11 @@ def test_every_app_deployment_waits_its_own_bound(stack: str) -> None:
     assert run.error is None, run.error
     settings = settings_of(stack)
     deployments = [
-        r for r in run.resources if r.type == "kubernetes:apps/v1:Deployment" and r.name.endswith("-deployment")
+        r
+        for r in run.resources
+        if r.type == "kubernetes:apps/v1:Deployment"
+        and r.name.endswith("-deployment")
+        and r.inputs["metadata"]["namespace"] == settings.namespaces.app
     ]
     assert {d.name for d in deployments} == {f"{n}-deployment" for n in settings.app.enabled_services()}
     for deployment in deployments:

@@ -104,7 +104,10 @@ def test_external_secrets_are_optional_in_dev_and_required_elsewhere() -> None:
 def test_unknown_key_lists_the_keys_allowed_there() -> None:
     (problem,) = problems(data={"postgres": {"pasword": "x"}})
     assert problem.path == "support-platform:data.postgres.pasword"
-    assert "allowed keys here: backup, database, exporter, external, image, migrations, mode," in problem.message
+    assert (
+        "allowed keys here: adminConnections, backup, database, exporter, external, image, migrations,"
+        in problem.message
+    )
 
 
 def test_external_store_needs_where_it_is() -> None:

@@ -16,11 +16,13 @@ import pulumi
 from components.app.image_build import image_build
 from components.app.migration import Migration, MigrationArgs
 from components.app.rollout import rollout_timeouts
+from components.app.web_server import CONFIG_PATH as NGINX_CONFIG_PATH
+from components.app.web_server import web_files
 from components.config import BuildSettings, ServiceSettings
 from components.contracts import DataEndpoint, MigrationPlan
 from components.kit import workload
 from components.kit.context import TierContext
-from components.kit.objects import Manifest, digest, register, workload_kit
+from components.kit.objects import Manifest, config_map, digest, register, workload_kit
 from components.labels import image_version, selector_labels, standard_labels
 
 
@@ -44,15 +46,22 @@ class AppServiceArgs:
     migration: MigrationPlan | None = None
 
 
-def config_checksum(env: Mapping[str, str], secret_env: Mapping[str, pulumi.Output[str]]) -> pulumi.Output[str]:
-    """A digest of everything the pods read at start, so that a change to it rolls them.
+def config_checksum(
+    env: Mapping[str, str], secret_env: Mapping[str, pulumi.Output[str]], files: Mapping[str, str] | None = None
+) -> pulumi.Output[str]:
+    """A digest of everything the pods read at start (env, secrets, config files), so that a change to
+    it rolls them.
 
     Hashing the secret values is what makes a rotation roll the pods. The digest of a high-entropy
     secret reveals nothing usable, so it is published unsecret (as Helm's checksum/secret idiom does);
     keeping it secret would mark the whole pod template secret and hide every diff.
     """
     secrets = pulumi.Output.all(**secret_env) if secret_env else pulumi.Output.from_input({})
-    return pulumi.Output.unsecret(secrets.apply(lambda values: digest({"env": dict(env), "secrets": dict(values)})))
+    # Files only where there are some: the digest of every other service stays what it was.
+    extra = {"files": dict(files)} if files else {}
+    return pulumi.Output.unsecret(
+        secrets.apply(lambda values: digest({"env": dict(env), "secrets": dict(values), **extra}))
+    )
 
 
 def service_workload(
@@ -152,14 +161,26 @@ class AppService(pulumi.ComponentResource):
             )
             started_from.append(self.migration.job)
 
+        files = web_files(svc)
+        deployment_spec = workload.deployment_spec(spec, config_checksum(args.env, set_secret_env, files))
+        if files:
+            # The program's nginx.conf over the image's (a file, not the directory: mime.types stays).
+            objects |= register(
+                [config_map(f"{name}-files", f"{name}-files", args.namespace, identity.labels, files)], self, ctx
+            )
+            started_from.append(objects[f"{name}-files"])
+            workload.mount(
+                deployment_spec["template"]["spec"],
+                "files",
+                NGINX_CONFIG_PATH,
+                {"config_map": {"name": f"{name}-files"}},
+                sub_path="nginx.conf",
+            )
         rollout = [
             Manifest(
                 f"{name}-deployment",
                 "Deployment",
-                {
-                    "metadata": workload.metadata(name, args.namespace, identity.labels),
-                    "spec": workload.deployment_spec(spec, config_checksum(args.env, set_secret_env)),
-                },
+                {"metadata": workload.metadata(name, args.namespace, identity.labels), "spec": deployment_spec},
                 custom_timeouts=rollout_timeouts(svc),
             )
         ]
@@ -241,4 +262,6 @@ def derived_env(
             env["CHROMA_URL"] = f"{scheme}://{endpoints[target].host}:{endpoints[target].port}"
     if cors_origins and svc.expose:
         env["BACKEND_CORS_ORIGINS"] = json.dumps(cors_origins)
+    if svc.database_pool is not None:
+        env |= svc.database_pool.env()
     return {**env, **svc.env}

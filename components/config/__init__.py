@@ -10,6 +10,27 @@ and error report in ``loading``; this package exports them all, so callers impor
 
 from __future__ import annotations
 
+from components.config.alerting import (
+    PYTHON_CLIENT_BUCKETS,
+    SLACK_SECRET,
+    SMTP_SECRET,
+    AlertRoutingSettings,
+    Buckets,
+    EmailSettings,
+    Fraction,
+    HistogramSettings,
+    Objective,
+    PromDuration,
+    ReceiverSecret,
+    ReceiverSettings,
+    ReceiversSettings,
+    SlackSettings,
+    SloSettings,
+    SmtpSettings,
+    ThresholdSettings,
+    WebhookSettings,
+    on_bucket,
+)
 from components.config.app import (
     AppDefaults,
     AppSettings,
@@ -34,6 +55,7 @@ from components.config.base import (
     Cidr,
     CpuQuantity,
     Credential,
+    DataImage,
     DnsLabel,
     DnsName,
     Environment,
@@ -46,13 +68,13 @@ from components.config.base import (
 )
 from components.config.build import BuildSettings
 from components.config.builtin_services import BUILTIN_SERVICES
+from components.config.capacity import DatabasePoolSettings, connection_budget_problem
 from components.config.data import (
     DATA_STORES,
     EXTERNAL_STORE_SECRETS,
     PG_FIXED,
     BackupSettings,
     ChromaSettings,
-    DataImage,
     DataSettings,
     ExporterSettings,
     ExternalSettings,
@@ -81,28 +103,22 @@ from components.config.edge import (
 )
 from components.config.loading import ConfigProblem, SettingsError, load_settings, stack_config_schema
 from components.config.monitoring import (
-    AlertRoutingSettings,
-    Fraction,
     GrafanaSettings,
     LabelMap,
     MonitoringImage,
     MonitoringImages,
     MonitoringSettings,
     MonitoringStorageSettings,
-    Objective,
+    NodeExporterSettings,
     OperatorSettings,
-    PromDuration,
     PromSize,
-    ReceiverSecret,
-    ReceiverSettings,
-    ReceiversSettings,
     RetentionSettings,
-    SloSettings,
-    ThresholdSettings,
 )
 from components.config.network import DnsSettings, LlmEgressSettings, NetworkSettings
+from components.config.pooler import PoolerSettings
 from components.config.quantity import cpu_millicores, memory_bytes, parse_quantity, quantity_bytes
 from components.config.stack import NamespaceSettings, SecretsSettings, Settings, TargetSettings
+from components.config.web import SECURITY_HEADERS, NginxSettings
 
 __all__ = [
     "ACME_SERVERS",
@@ -117,7 +133,11 @@ __all__ = [
     "EXTERNAL_STORE_SECRETS",
     "PG_FIXED",
     "PROJECT",
+    "PYTHON_CLIENT_BUCKETS",
     "REQUIRED_OUTSIDE_DEV",
+    "SECURITY_HEADERS",
+    "SLACK_SECRET",
+    "SMTP_SECRET",
     "STRUCTURED_KEYS",
     "AbsolutePath",
     "AlertRoutingSettings",
@@ -125,6 +145,7 @@ __all__ = [
     "AppSettings",
     "AutoscalingSettings",
     "BackupSettings",
+    "Buckets",
     "BuildSettings",
     "ChromaSettings",
     "Cidr",
@@ -133,12 +154,14 @@ __all__ = [
     "Credential",
     "DataImage",
     "DataSettings",
+    "DatabasePoolSettings",
     "DnsLabel",
     "DnsName",
     "DnsSettings",
     "EdgeMode",
     "EdgeSettings",
     "EdgeTimeouts",
+    "EmailSettings",
     "EnvName",
     "Environment",
     "ExporterSettings",
@@ -146,6 +169,7 @@ __all__ = [
     "Fraction",
     "GatewaySettings",
     "GrafanaSettings",
+    "HistogramSettings",
     "HttpPath",
     "IngressSettings",
     "LabelMap",
@@ -158,8 +182,11 @@ __all__ = [
     "MonitoringStorageSettings",
     "NamespaceSettings",
     "NetworkSettings",
+    "NginxSettings",
+    "NodeExporterSettings",
     "Objective",
     "OperatorSettings",
+    "PoolerSettings",
     "Port",
     "PortName",
     "PostgresSettings",
@@ -181,7 +208,9 @@ __all__ = [
     "ServiceSettings",
     "Settings",
     "SettingsError",
+    "SlackSettings",
     "SloSettings",
+    "SmtpSettings",
     "SnapshotSettings",
     "StorageSettings",
     "StorageSize",
@@ -189,12 +218,15 @@ __all__ = [
     "TargetSettings",
     "ThresholdSettings",
     "TlsSettings",
+    "WebhookSettings",
+    "connection_budget_problem",
     "cpu_millicores",
     "data_shape",
     "deep_merge",
     "immutable_changes",
     "load_settings",
     "memory_bytes",
+    "on_bucket",
     "parse_quantity",
     "quantity_bytes",
     "stack_config_schema",

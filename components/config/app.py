@@ -34,7 +34,9 @@ from components.config.base import (
     _Strict,
 )
 from components.config.build import BuildSettings
+from components.config.capacity import DatabasePoolSettings
 from components.config.quantity import cpu_millicores, memory_bytes
+from components.config.web import NginxSettings
 
 
 class ResourceAmounts(_Strict):
@@ -163,6 +165,11 @@ class ServiceSettings(_Strict):
     """Environment from Kubernetes Secrets: ENV_NAME -> credential name."""
     connects_to: list[str] = []
     """Declared connections (postgres, redis, chroma, llm, or a service); NetworkPolicies derive from them."""
+    database_pool: DatabasePoolSettings | None = None
+    """The PostgreSQL pool of each process (required with connectsTo postgres): rendered as env, counted in
+    the connection budget against max_connections."""
+    nginx: NginxSettings | None = None
+    """The service is nginx serving the single-page app: the program ships its nginx.conf (built-in web)."""
     writable_paths: list[AbsolutePath] = ["/tmp"]
     """Paths mounted as emptyDir, since the root filesystem is read-only."""
     run_as_user: Annotated[int, Field(ge=10000)] = 10001
@@ -193,7 +200,9 @@ class ServiceSettings(_Strict):
         # `enabled` is declared before `image`, so it is already in info.data; a disabled service
         # deploys nothing and needs no digest.
         enabled = info.data.get("enabled", True)
-        if enabled and (info.context or {}).get("environment") == "production" and not _DIGEST.search(value):
+        context = info.context or {}
+        pins = context.get("environment") == "production" and context.get("pinnedImages", True)
+        if enabled and pins and not _DIGEST.search(value):
             raise PydanticCustomError(
                 "image",
                 "production requires an image pinned by digest, got '{value}'; run `make pin-images "
@@ -257,6 +266,16 @@ class ServiceSettings(_Strict):
                     credential=credential,
                     needed=needed,
                 )
+        pool_env = self.database_pool.env() if self.database_pool is not None else {}
+        doubled = sorted(set(self.env) & set(pool_env))
+        if doubled:
+            raise _cross_field(
+                "env",
+                "{names} come from databasePool; set them there (or databasePool.renderEnv: false)",
+                names=", ".join(doubled),
+            )
+        if self.database_pool is not None and "postgres" not in self.connects_to:
+            raise _cross_field("databasePool", "the service does not connect to postgres; remove databasePool")
         overlap = sorted(set(self.env) & set(self.secret_env))
         if overlap:
             raise _cross_field("env", "{names} set in both env and secretEnv; keep one", names=", ".join(overlap))

@@ -27,6 +27,8 @@ ENVIRONMENTS: tuple[str, ...] = ("dev", "staging", "production")
 EXTERNAL_SECRET_KEYS: dict[str, str] = {
     "llmApiKey": "API key of the LLM provider / agent framework",
     "alertWebhookUrl": "webhook URL Alertmanager posts alerts to",
+    "slackWebhookUrl": "Slack incoming-webhook URL of the receivers with slack (monitoring.receivers.*.slack)",
+    "smtpPassword": "password of monitoring.smtp.authUsername at the mail server of the e-mail receivers",
     "registryPassword": "password or token of the image registry used by service builds",
     "postgresPassword": "password of the managed PostgreSQL (data.postgres.mode external)",
     "redisPassword": "password of the managed Redis (data.redis.mode external)",
@@ -91,6 +93,19 @@ MemoryQuantity = Annotated[str, _check(_MEMORY, "memory quantity", "256Mi")]
 Port = Annotated[int, Field(ge=1, le=65535)]
 AbsolutePath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
 HttpPath = Annotated[str, Field(pattern=r"^/[^\s]*$")]
+
+
+def _data_image(value: str) -> str:
+    if not _IMAGE.match(value):
+        raise PydanticCustomError(
+            "format",
+            "'{value}' is not an image reference; example: docker.io/library/postgres:17.11-bookworm",
+            {"value": value},
+        )
+    return value
+
+
+DataImage = Annotated[str, AfterValidator(_data_image)]
 
 
 def _cidr(value: str) -> str:

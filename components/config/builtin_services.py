@@ -26,8 +26,6 @@ BUILTIN_SERVICES: dict[str, dict[str, Any]] = {
             "LOG_FORMAT": "json",
             "PROMETHEUS_ENABLED": "true",
             "API_V1_STR": "/api/v1",
-            "DB_POOL_SIZE": "10",
-            "DB_MAX_OVERFLOW": "20",
             "LLM_MODEL": "gpt-4o-mini",
             "LLM_FALLBACK_MODEL": "gpt-4o",
             "LLM_MAX_TOKENS": "2048",
@@ -41,6 +39,8 @@ BUILTIN_SERVICES: dict[str, dict[str, Any]] = {
             "LLM_API_KEY": "llmApiKey",
         },
         "connectsTo": ["postgres", "redis", "chroma", "llm"],
+        # Rendered as DB_POOL_SIZE and DB_MAX_OVERFLOW, the environment the api reads.
+        "databasePool": {"size": 10, "maxOverflow": 20, "processes": 1},
         "writablePaths": ["/tmp"],
         "expose": True,
     },
@@ -57,6 +57,8 @@ BUILTIN_SERVICES: dict[str, dict[str, Any]] = {
         "connectsTo": ["api"],
         "writablePaths": ["/tmp", "/var/cache/nginx"],
         "expose": True,
+        # The program's nginx.conf: answers the probes' /health, falls back to the app's index.
+        "nginx": {},
     },
     "agent": {
         "enabled": False,
@@ -80,6 +82,9 @@ BUILTIN_SERVICES: dict[str, dict[str, Any]] = {
         "env": {"LOG_LEVEL": "INFO", "LOG_FORMAT": "json"},
         "connectsTo": ["postgres"],
         "secretEnv": {"DATABASE_URL": "databaseUrl"},
+        # Counted only: the image decides its pool. node-postgres' default Pool max is 10 (002's MCP
+        # server is Node.js); set what the server really keeps.
+        "databasePool": {"size": 10, "maxOverflow": 0, "processes": 1, "renderEnv": False},
     },
 }
 

@@ -11,8 +11,8 @@ from pydantic_core import PydanticCustomError
 
 from components.config.app import ResourceSettings
 from components.config.base import (
-    _IMAGE,
     Cidr,
+    DataImage,
     DnsLabel,
     DnsName,
     MemoryQuantity,
@@ -21,6 +21,7 @@ from components.config.base import (
     _cross_field,
     _Strict,
 )
+from components.config.pooler import PoolerSettings
 from components.config.quantity import memory_bytes, quantity_bytes
 
 StoreMode = Literal["in-cluster", "external", "disabled"]
@@ -64,17 +65,6 @@ _PG_PARAMETER = re.compile(r"^[a-z_][a-z0-9_.]*$")
 _CRON = re.compile(r"^(\S+\s+){4}\S+$")
 
 
-def _data_image(value: str) -> str:
-    if not _IMAGE.match(value):
-        raise PydanticCustomError(
-            "format",
-            "'{value}' is not an image reference; example: docker.io/library/postgres:17.11-bookworm",
-            {"value": value},
-        )
-    return value
-
-
-DataImage = Annotated[str, AfterValidator(_data_image)]
 StorageSize = Annotated[str, _check(re.compile(r"^[1-9][0-9]*(Mi|Gi|Ti)$"), "storage size", "20Gi")]
 
 
@@ -188,6 +178,11 @@ class PostgresSettings(_Strict):
     )
     migrations: MigrationSettings = MigrationSettings()
     backup: BackupSettings = BackupSettings()
+    pooler: PoolerSettings = PoolerSettings()
+    """PgBouncer between the app and PostgreSQL, for stacks whose services need more connections than
+    max_connections allows (in-cluster mode)."""
+    admin_connections: Annotated[int, Field(ge=0, le=100)] = 2
+    """Connections the budget keeps free for an operator's psql and tools outside the platform."""
     external: ExternalSettings | None = None
     """mode external: where the managed service is."""
 
@@ -196,6 +191,12 @@ class PostgresSettings(_Strict):
         if self.mode == "external" and self.external is None:
             raise _cross_field(
                 "external", "mode 'external' needs external.host, external.port and external.cidr of the service"
+            )
+        if self.pooler.enabled is True and self.mode != "in-cluster":
+            raise _cross_field(
+                "pooler.enabled",
+                "the pooler fronts the in-cluster PostgreSQL; a managed service brings its own (mode {mode})",
+                mode=self.mode,
             )
         if self.migrations.backup_first and not self.backup.enabled:
             raise _cross_field(

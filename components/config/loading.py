@@ -136,13 +136,16 @@ def load_settings(
     unknown_keys: list[str],
     external_secrets: Mapping[str, bool | None],
     project_dir: str | None = None,
+    *,
+    pinned_images: bool = True,
 ) -> Settings:
     """Validate a stack's configuration.
 
     `structured` maps top-level keys (without the project prefix) to their parsed values;
     `unknown_keys` are project keys that are neither structured nor external secrets;
     `external_secrets` maps each external secret key to None (unset), False (set in plaintext) or
-    True (set with --secret); `project_dir`, when given, is where build contexts must exist.
+    True (set with --secret); `project_dir`, when given, is where build contexts must exist;
+    `pinned_images=False` lifts production's "images pinned by digest" rule (for `make pin-images`).
     Raises SettingsError listing every problem.
     """
     problems: list[ConfigProblem] = [
@@ -162,7 +165,9 @@ def load_settings(
         raw["data"] = deep_merge(DataSettings().model_dump(by_alias=True, exclude_none=True), raw["data"])
     settings: Settings | None = None
     try:
-        settings = Settings.model_validate(raw, context={"environment": environment, "project_dir": project_dir})
+        settings = Settings.model_validate(
+            raw, context={"environment": environment, "project_dir": project_dir, "pinnedImages": pinned_images}
+        )
     except ValidationError as exc:
         problems.extend(_problems_from(exc))
 
@@ -190,6 +195,16 @@ def load_settings(
                     ConfigProblem(
                         f"{PROJECT}:app.services.{name}.build.registryUsername",
                         "needs the registry password: run `pulumi config set --secret registryPassword`",
+                    )
+                )
+    if settings is not None and environment in ("staging", "production"):
+        for key, needed_by in settings.monitoring.required_secrets().items():
+            if external_secrets.get(key) is None and key not in REQUIRED_OUTSIDE_DEV:
+                problems.append(
+                    ConfigProblem(
+                        f"{PROJECT}:{key}",
+                        f"required in {environment} by {needed_by}: run `pulumi config set --secret {key}` "
+                        f"({EXTERNAL_SECRET_KEYS[key]})",
                     )
                 )
     if settings is not None:

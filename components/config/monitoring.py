@@ -12,28 +12,34 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from components.config.alerting import (
+    SLACK_SECRET,
+    SMTP_SECRET,
+    AlertRoutingSettings,
+    HistogramSettings,
+    PromDuration,
+    ReceiversSettings,
+    SloSettings,
+    SmtpSettings,
+    ThresholdSettings,
+    on_bucket,
+)
 from components.config.base import (
     _DIGEST,
     _IMAGE,
-    _URL_WITH_CREDENTIALS,
     Cidr,
     DnsLabel,
     DnsName,
     MemoryQuantity,
+    Port,
     _check,
     _cross_field,
     _Strict,
 )
 
-_PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
 _PROM_SIZE = re.compile(r"^[0-9]+(B|KB|MB|GB|TB|PB|EB)$")
-_LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _QUALIFIED_LABEL = re.compile(r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$")
-PromDuration = Annotated[str, _check(_PROM_DURATION, "Prometheus duration", "15d or 1h30m")]
 PromSize = Annotated[str, _check(_PROM_SIZE, "Prometheus size (B, KB, MB, GB, TB)", "8GB")]
-Fraction = Annotated[float, Field(gt=0, lt=1)]
-# Secret config keys a receiver may take its URL from.
-ReceiverSecret = Literal["alertWebhookUrl"]
 
 
 class RetentionSettings(_Strict):
@@ -50,104 +56,6 @@ class MonitoringStorageSettings(_Strict):
     """Size of Alertmanager's PersistentVolumeClaim (silences, notification log)."""
     storage_class: DnsName | None = None
     """StorageClass of the claims; default: the cluster's default class."""
-
-
-class ThresholdSettings(_Strict):
-    """Alert thresholds; the defaults are the support system's own values."""
-
-    error_rate: Fraction = 0.05
-    """HighErrorRate: share of 5xx responses per service over 5 minutes."""
-    response_time_p95_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
-    """HighResponseTime: p95 request latency per service over 5 minutes."""
-    database_connections: Fraction = 0.8
-    """DatabaseConnectionsHigh: PostgreSQL connections as a share of max_connections."""
-    escalation_rate: Fraction = 0.2
-    """EscalationRateHigh: chat escalations per chat message over 15 minutes."""
-    rag_failure_rate: Fraction = 0.1
-    """RAGQueryFailureRate: share of RAG queries that did not succeed over 5 minutes."""
-    redis_memory: Fraction = 0.9
-    """RedisMemoryHigh: used memory as a share of maxmemory."""
-    volume_free: Fraction = 0.1
-    """PersistentVolumeFillingUp: fires when less than this share of a volume is free."""
-    crash_restarts: Annotated[int, Field(ge=1, le=100)] = 3
-    """PodCrashLooping: container restarts within 15 minutes."""
-    backup_max_age: PromDuration = "26h"
-    """BackupMissing: longest time without a successful backup (a daily backup plus slack)."""
-    min_request_rate: Annotated[float, Field(ge=0)] = 0.01
-    """Requests per second below which ratio alerts stay silent (no traffic is not an outage)."""
-
-
-def _objective(value: float) -> float:
-    if not 0 < value < 100:
-        raise PydanticCustomError(
-            "format",
-            "an SLO target must be above 0 and below 100 % (got {value}); 100 % leaves no error budget",
-            {"value": value},
-        )
-    return value
-
-
-Objective = Annotated[float, AfterValidator(_objective)]
-
-
-class SloSettings(_Strict):
-    """The platform's SLO: each objective becomes recording rules and multi-window burn-rate alerts."""
-
-    availability: Objective = 99.5
-    """Percent of requests answered without a 5xx."""
-    latency_seconds: Annotated[float, Field(gt=0, le=300)] = 2.0
-    """Latency threshold of the latency objective."""
-    latency: Objective = 95.0
-    """Percent of requests faster than latencySeconds (95: the p95 is under latencySeconds)."""
-    errors: Objective = 99.0
-    """Percent of requests without an application error (errors_total)."""
-
-
-class ReceiverSettings(_Strict):
-    """Where Alertmanager posts one class of alerts: a webhook URL, given plainly or from secret config."""
-
-    url: Annotated[str, Field(pattern=r"^https?://[^\s]+$")] | None = None
-    """Webhook URL (only one that carries no credentials; otherwise use urlSecret)."""
-    url_secret: ReceiverSecret | None = None
-    """Secret config key holding the webhook URL."""
-
-    @model_validator(mode="after")
-    def _one_url(self) -> ReceiverSettings:
-        if (self.url is None) == (self.url_secret is None):
-            raise _cross_field("url", "a receiver needs exactly one webhook: url, or urlSecret (e.g. alertWebhookUrl)")
-        if self.url is not None and _URL_WITH_CREDENTIALS.search(self.url):
-            raise _cross_field("url", "carries credentials, which would be committed; use urlSecret")
-        return self
-
-
-# The name of a secret config key, not a secret.
-_DEFAULT_RECEIVER = ReceiverSettings(url_secret="alertWebhookUrl")  # noqa: S106
-
-
-class ReceiversSettings(_Strict):
-    critical: ReceiverSettings = _DEFAULT_RECEIVER
-    """Receiver of severity critical (pages)."""
-    warning: ReceiverSettings = _DEFAULT_RECEIVER
-    """Receiver of severity warning (tickets)."""
-    watchdog: ReceiverSettings = _DEFAULT_RECEIVER
-    """Dead-man's-switch receiver of the always-firing Watchdog alert."""
-
-
-class AlertRoutingSettings(_Strict):
-    group_by: list[Annotated[str, _check(_LABEL_NAME, "label name", "alertname")]] = [
-        "alertname",
-        "namespace",
-        "service",
-    ]
-    """Labels Alertmanager groups notifications by."""
-    group_wait: PromDuration = "30s"
-    """Wait before the first notification of a new group."""
-    group_interval: PromDuration = "5m"
-    """Wait before notifying about new alerts in a group."""
-    repeat_interval: PromDuration = "4h"
-    """Resend interval of a still-firing alert (critical and warning)."""
-    watchdog_repeat_interval: PromDuration = "1m"
-    """Resend interval of the Watchdog heartbeat; the dead-man's switch expects it this often."""
 
 
 LabelMap = dict[
@@ -212,6 +120,15 @@ class KubeStateMetricsSettings(_Strict):
     PodCrashLooping and BackupMissing read its series. Operator mode relies on the cluster's own."""
 
 
+class NodeExporterSettings(_Strict):
+    enabled: bool = False
+    """The node alerts of 000 and 001 (HighMemoryUsage, HighCPUUsage, DiskSpaceLow, DiskSpaceHigh, and in
+    operator mode KubernetesNodeNotReady). Bundled mode scrapes every node's node_exporter through the API
+    server proxy (the nodes/proxy ClusterRole); operator mode relies on the cluster's (kube-prometheus-stack)."""
+    port: Port = 9100
+    """Bundled mode: the port node_exporter listens on, on every node (hostNetwork)."""
+
+
 class GrafanaSettings(_Strict):
     allow_from_namespaces: list[DnsLabel] = []
     """Namespaces whose pods may reach Grafana (e.g. the edge's); none by default: use kubectl port-forward."""
@@ -223,9 +140,12 @@ class MonitoringSettings(_Strict):
     none: no monitoring."""
     retention: RetentionSettings = RetentionSettings()
     storage: MonitoringStorageSettings = MonitoringStorageSettings()
+    histograms: HistogramSettings = HistogramSettings()
     thresholds: ThresholdSettings = ThresholdSettings()
     slo: SloSettings = SloSettings()
     receivers: ReceiversSettings = ReceiversSettings()
+    smtp: SmtpSettings | None = None
+    """Mail server of the e-mail receivers (000's global smtp_*); required when a receiver has email."""
     routing: AlertRoutingSettings = AlertRoutingSettings()
     operator: OperatorSettings = OperatorSettings()
     images: MonitoringImages = MonitoringImages()
@@ -235,6 +155,12 @@ class MonitoringSettings(_Strict):
     """Bundled mode: scrape every kubelet's volume stats through the API server proxy, which needs a ClusterRole (get
     nodes/proxy, list/watch nodes) for Prometheus. Off: PersistentVolumeFillingUp has no series. Operator mode: the
     cluster's kube-prometheus-stack scrapes kubelets."""
+    cadvisor: bool = False
+    """Container CPU and memory against their limits (001's alerts, as ContainerHighCPUUsage and
+    ContainerHighMemoryUsage). Bundled mode scrapes every kubelet's cAdvisor through the API server proxy,
+    which needs the nodes/proxy ClusterRole kubeletVolumeStats uses; operator mode relies on the cluster's
+    kubelet job (kube-prometheus-stack scrapes /metrics/cadvisor)."""
+    node_exporter: NodeExporterSettings = NodeExporterSettings()
     api_server_cidr: Cidr = "0.0.0.0/0"
     """Where the Kubernetes API server lies: Prometheus' only egress besides scrape targets (ports 443, 6443)."""
     runbook_base_url: Annotated[str, Field(pattern=r"^https?://[^\s]+[^/\s]$")] = (
@@ -255,6 +181,52 @@ class MonitoringSettings(_Strict):
         return self
 
     @model_validator(mode="after")
+    def _thresholds_on_declared_buckets(self) -> MonitoringSettings:
+        # An SLI or threshold between two buckets reads a `le` series the app does not have (the SLI
+        # records nothing) or an interpolated guess (the quantile alert fires at another latency).
+        buckets = self.histograms.chat_message_duration_seconds
+        for key, value in (
+            ("slo.latencySeconds", self.slo.latency_seconds),
+            ("thresholds.responseTimeP95Seconds", self.thresholds.response_time_p95_seconds),
+        ):
+            if not on_bucket(value, buckets):
+                raise _cross_field(
+                    key,
+                    "{value} is not a bucket of chat_message_duration_seconds (monitoring.histograms."
+                    "chatMessageDurationSeconds: {buckets}); use one of them, or add {value} to "
+                    "monitoring.histograms.chatMessageDurationSeconds if the app declares that bucket",
+                    value=value,
+                    buckets=", ".join(f"{b:g}" for b in buckets),
+                )
+        return self
+
+    @model_validator(mode="after")
+    def _email_needs_smtp(self) -> MonitoringSettings:
+        for name, receiver in self.receivers.named().items():
+            if receiver.email is not None and self.smtp is None:
+                raise _cross_field(
+                    f"receivers.{name}.email",
+                    "e-mail needs a mail server: set monitoring.smtp (smarthost, from, authUsername)",
+                )
+        return self
+
+    def required_secrets(self) -> dict[str, str]:
+        """Secret config key -> the setting that needs it, for the receivers as configured."""
+        needed: dict[str, str] = {}
+        if self.mode == "none":
+            return needed
+        for name, receiver in self.receivers.named().items():
+            if receiver.slack is not None:
+                needed.setdefault(SLACK_SECRET, f"monitoring.receivers.{name}.slack")
+        if self.smtp is not None and self.smtp.auth_username is not None:
+            needed[SMTP_SECRET] = "monitoring.smtp.authUsername"
+        return needed
+
+    def node_proxy(self) -> bool:
+        """Bundled mode reads something through the kubelets' API server proxy (a ClusterRole)."""
+        return self.mode == "bundled" and (self.kubelet_volume_stats or self.cadvisor or self.node_exporter.enabled)
+
+    @model_validator(mode="after")
     def _kubelets_only_in_bundled_mode(self) -> MonitoringSettings:
         if self.kubelet_volume_stats and self.mode != "bundled":
             raise _cross_field(
@@ -262,4 +234,6 @@ class MonitoringSettings(_Strict):
                 "only bundled mode scrapes kubelets; in operator mode the cluster's Prometheus does, "
                 "in mode none nothing",
             )
+        if self.mode == "none" and (self.cadvisor or self.node_exporter.enabled):
+            raise _cross_field("cadvisor", "mode none has no rules to add container or node alerts to")
         return self

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import (
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -15,10 +16,17 @@ from pydantic_core import PydanticCustomError
 from components.config.app import AppSettings
 from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
 from components.config.build import BuildSettings
-from components.config.data import ChromaSettings, DataSettings
+from components.config.capacity import connection_budget_problem
+from components.config.data import ChromaSettings, DataSettings, PostgresSettings
 from components.config.edge import EdgeSettings
 from components.config.monitoring import MonitoringSettings
 from components.config.network import NetworkSettings
+
+
+def _pins_required(settings: Settings, info: ValidationInfo) -> bool:
+    """Production deploys only images pinned by digest; `make pin-images` validates with the rule off
+    (context `pinnedImages: False`), since finding what to pin is its job."""
+    return settings.environment == "production" and (info.context or {}).get("pinnedImages", True)
 
 
 class TargetSettings(_Strict):
@@ -101,7 +109,7 @@ class Settings(_Strict):
     monitoring: MonitoringSettings = MonitoringSettings()
 
     @model_validator(mode="after")
-    def _production_edge(self) -> Settings:
+    def _production_edge(self, info: ValidationInfo) -> Settings:
         if self.environment == "production" and not self.edge.hosts:
             raise _cross_field("edge.hosts", "production needs at least one public host, served with TLS")
         if self.edge.hosts and not (self.edge.tls.issuer or self.edge.tls.secret_name):
@@ -110,7 +118,7 @@ class Settings(_Strict):
                 "every host must be served with TLS: set issuer (a cert-manager issuer, e.g. "
                 "letsencrypt-production) or secretName (an existing TLS Secret)",
             )
-        if self.environment == "production" and self.monitoring.mode == "bundled":
+        if _pins_required(self, info) and self.monitoring.mode == "bundled":
             images = self.monitoring.images
             deployed = {"prometheus": images.prometheus, "alertmanager": images.alertmanager, "grafana": images.grafana}
             if self.monitoring.kube_state_metrics.enabled:
@@ -163,7 +171,7 @@ class Settings(_Strict):
         return self
 
     @model_validator(mode="after")
-    def _data_connections(self) -> Settings:
+    def _data_connections(self, info: ValidationInfo) -> Settings:
         stores = self.data.stores()
         for name, svc in self.app.enabled_services().items():
             for target in svc.connects_to:
@@ -186,7 +194,7 @@ class Settings(_Strict):
                     "DATABASE_URL run the migration); or set migrations.enabled: false",
                     service=pg.migrations.service,
                 )
-        if self.environment == "production":
+        if _pins_required(self, info):
             for store, settings in stores.items():
                 if settings.mode != "in-cluster":
                     continue
@@ -196,6 +204,8 @@ class Settings(_Strict):
                     images["exporter.image"] = exporter.image
                 if isinstance(settings, ChromaSettings) and settings.snapshots.volume_snapshot_class is not None:
                     images["snapshots.image"] = settings.snapshots.image
+                if isinstance(settings, PostgresSettings) and self.pools_connections():
+                    images["pooler.image"] = settings.pooler.image
                 for key, image in images.items():
                     if not _DIGEST.search(image):
                         raise _cross_field(
@@ -213,6 +223,13 @@ class Settings(_Strict):
             )
         return self
 
+    @model_validator(mode="after")
+    def _connection_budget(self) -> Settings:
+        problem = connection_budget_problem(self)
+        if problem is not None:
+            raise _cross_field(*problem)
+        return self
+
     # Production defaults, resolved here once: every component takes the answer, none asks the
     # environment itself.
     def protects_data(self) -> bool:
@@ -227,6 +244,12 @@ class Settings(_Strict):
         """A pg_dump before every migration (data.postgres.migrations.backupFirst)."""
         backup_first = self.data.postgres.migrations.backup_first
         return backup_first if backup_first is not None else self.environment == "production"
+
+    def pools_connections(self) -> bool:
+        """PgBouncer in front of the in-cluster PostgreSQL (data.postgres.pooler.enabled)."""
+        pg = self.data.postgres
+        enabled = pg.pooler.enabled if pg.pooler.enabled is not None else self.environment == "production"
+        return enabled and pg.mode == "in-cluster"
 
     def runs_migrations(self) -> bool:
         return self.data.postgres.mode != "disabled" and self.data.postgres.migrations.enabled

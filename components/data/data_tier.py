@@ -9,13 +9,15 @@ stores create nothing here: their endpoint points at the managed service.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
 from components.config import DataSettings
 from components.contracts import Client, DataEndpoint, MetricsEndpoint, PreMigrationBackups
 from components.data.chroma import Chroma, ChromaArgs
+from components.data.pooler import NAME as POOLER_NAME
+from components.data.pooler import PgBouncer, PgBouncerArgs, clients_with_pooler
 from components.data.postgres import EXPORTER_PORT as POSTGRES_EXPORTER_PORT
 from components.data.postgres import Postgres, PostgresArgs
 from components.data.redis import EXPORTER_PORT as REDIS_EXPORTER_PORT
@@ -46,6 +48,8 @@ class DataTierArgs:
     scraper: Mapping[str, str] | None
     # Where the Kubernetes API server lies (monitoring.apiServerCidr): egress of pods that call it.
     api_server_cidr: str = "0.0.0.0/0"
+    # PgBouncer in front of PostgreSQL (Settings.pools_connections()).
+    pooled: bool = False
 
 
 def external_endpoint(store: str, settings: DataSettings, credential: pulumi.Output[str] | None) -> DataEndpoint:
@@ -139,12 +143,26 @@ class DataTier(pulumi.ComponentResource):
             )
 
         if "postgres" in stores:
+            # With the pooler, PostgreSQL admits PgBouncer and PgBouncer the app's clients.
+            direct, pooled = clients_with_pooler(args.clients, args.pooled, ns, tier.instance)
             pg = Postgres(
                 STORE_NAMES["postgres"],
-                PostgresArgs(s.postgres, context("postgres"), args.passwords["postgres"]),
+                PostgresArgs(s.postgres, replace(context("postgres"), clients=direct), args.passwords["postgres"]),
                 opts=options("postgres"),
             )
             self.endpoints["postgres"] = pg.endpoint
+            if args.pooled:
+                pooler = PgBouncer(
+                    POOLER_NAME,
+                    PgBouncerArgs(
+                        s.postgres,
+                        replace(context("postgres"), clients=pooled),
+                        args.passwords["postgres"],
+                        pg.endpoint,
+                    ),
+                    opts=pulumi.ResourceOptions(parent=self),
+                )
+                self.endpoints["postgres"] = pooler.endpoint
             if s.postgres.backup.enabled:
                 self.backups = pg
             if s.postgres.exporter.enabled:

@@ -171,3 +171,72 @@ def redis_auth_conf(password: str) -> str:
     if any(ch.isspace() or ch in "\"'" or not ch.isprintable() for ch in password):
         raise ValueError("redis auth: the password must not contain whitespace, quotes or control characters")
     return f"requirepass {password}\n"
+
+
+PGBOUNCER_PORT: Final = 6432
+_PGBOUNCER_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+
+
+def pgbouncer_ini(
+    database: str,
+    server_host: str,
+    *,
+    auth_file: str,
+    pool_mode: str = "transaction",
+    default_pool_size: int = 20,
+    reserve_pool_size: int = 5,
+    max_client_conn: int = 1000,
+    listen_addr: str = "0.0.0.0",  # noqa: S104 (the pod's address; its NetworkPolicy decides who connects)
+    listen_port: int = PGBOUNCER_PORT,
+    server_port: int = POSTGRES_PORT,
+) -> str:
+    """pgbouncer.ini: one database, SCRAM for clients with the passwords of `auth_file` (a Secret), and
+    at most default + reserve pool connections to PostgreSQL. Nothing is written to the filesystem: no
+    Unix socket, no log or pid file (the root filesystem is read-only), logs on stderr."""
+    for what, value in (("database", database), ("server host", server_host), ("listen address", listen_addr)):
+        if not _PGBOUNCER_NAME.match(value):
+            raise ValueError(f"pgbouncer.ini: {what} {value!r} must be a plain name or address")
+    if pool_mode not in ("transaction", "session"):
+        raise ValueError(f"pgbouncer.ini: pool_mode {pool_mode!r} is not transaction or session")
+    if not _PATH.match(auth_file):
+        raise ValueError(f"pgbouncer.ini: auth_file {auth_file!r} must be absolute, without spaces or quotes")
+    server = default_pool_size + reserve_pool_size
+    lines = [
+        "; Rendered by components/data/server_config.py.",
+        "[databases]",
+        f"{database} = host={server_host} port={server_port} dbname={database}",
+        "",
+        "[pgbouncer]",
+        f"listen_addr = {listen_addr}",
+        f"listen_port = {listen_port}",
+        "unix_socket_dir =",
+        "auth_type = scram-sha-256",
+        f"auth_file = {auth_file}",
+        f"pool_mode = {pool_mode}",
+        f"max_client_conn = {max_client_conn}",
+        f"default_pool_size = {default_pool_size}",
+        f"reserve_pool_size = {reserve_pool_size}",
+        "reserve_pool_timeout = 5",
+        # The hard cap the connection budget counts on, whatever users or databases appear.
+        f"max_db_connections = {server}",
+        # PostgreSQL has no certificate; the NetworkPolicy limits who reaches either port.
+        "server_tls_sslmode = disable",
+        # Drivers send these at startup; PgBouncer would otherwise refuse the connection.
+        "ignore_startup_parameters = extra_float_digits,options",
+        "server_reset_query = DISCARD ALL",
+        "server_check_query = select 1",
+        "log_connections = 0",
+        "log_disconnections = 0",
+        "admin_users =",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def pgbouncer_userlist(user: str, password: str) -> str:
+    """The auth_file: the user and its password, which PgBouncer also uses to log in to PostgreSQL; the
+    caller renders it inside a secret Output."""
+    if not _PGBOUNCER_NAME.match(user):
+        raise ValueError(f"pgbouncer userlist: user {user!r} must be a plain name")
+    if not password or '"' in password or any(not ch.isprintable() for ch in password):
+        raise ValueError("pgbouncer userlist: the password must be non-empty, printable and without quotes")
+    return f'"{user}" "{password}"\n'

@@ -228,3 +228,16 @@ def grafana_policy_spec(
         allow_to([pods(selectors["alertmanager"])], tcp(ports["alertmanager"])),
     ]
     return policy(selectors["grafana"], ingress, egress)
+
+
+def pooler_policy_spec(
+    selector: Mapping[str, str],
+    port_name: str,
+    clients: Sequence[Client],
+    server: Mapping[str, str],
+    server_port: int,
+) -> dict[str, Any]:
+    """A pooler in front of a store: admits the store's declared clients, reaches only the store's pods."""
+    spec = store_policy_spec(selector, port_name, clients, None, "", None)
+    spec["egress"] = [allow_to([pods(server)], tcp(server_port))]
+    return spec

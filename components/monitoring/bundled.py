@@ -144,9 +144,9 @@ def prometheus_manifests(
     workload.mount(pod, "rules", RULES_DIRECTORY, {"config_map": {"name": "prometheus-rules"}})
     workload.mount(pod, "data", "/prometheus", None, read_only=False)
     api_use = "service discovery: lists pods, services and endpointslices"
-    if s.kubelet_volume_stats:
-        api_use += "; reads the kubelets' metrics through the API server's node proxy"
-        manifests += kubelet_access_manifests(name, identity)
+    if s.node_proxy():
+        api_use += "; reads the nodes' metrics (kubelet, cAdvisor, node_exporter) through the API server's node proxy"
+        manifests += kubelet_access_manifests(name, identity, node_proxy_settings(s))
     metadata = {**workload.metadata("prometheus", ns, labels), "annotations": {NEEDS_KUBERNETES_API: api_use}}
     manifests.append(
         Manifest(f"{name}-prometheus", "StatefulSet", {"metadata": metadata, "spec": statefulset}, stateful=True)
@@ -154,12 +154,27 @@ def prometheus_manifests(
     return manifests
 
 
-def kubelet_access_manifests(name: str, prometheus: workload.WorkloadIdentity) -> list[Manifest]:
-    """monitoring.kubeletVolumeStats: nodes are cluster-scoped, so reading the kubelets' metrics
-    through the API server proxy needs the program's only ClusterRole. Named after the namespace:
-    cluster-scoped names are shared by every stack on the cluster."""
+def node_proxy_settings(s: MonitoringSettings) -> list[str]:
+    """The settings that read the nodes through the API server proxy, as they are written."""
+    return [
+        key
+        for key, on in (
+            ("monitoring.kubeletVolumeStats", s.kubelet_volume_stats),
+            ("monitoring.cadvisor", s.cadvisor),
+            ("monitoring.nodeExporter.enabled", s.node_exporter.enabled),
+        )
+        if on
+    ]
+
+
+def kubelet_access_manifests(
+    name: str, prometheus: workload.WorkloadIdentity, settings: Sequence[str]
+) -> list[Manifest]:
+    """monitoring.kubeletVolumeStats, .cadvisor, .nodeExporter: nodes are cluster-scoped, so reading
+    their metrics through the API server proxy needs the program's only ClusterRole. Named after the
+    namespace: cluster-scoped names are shared by every stack on the cluster."""
     cluster_name = f"{prometheus.namespace}-prometheus-kubelet"
-    why = {CLUSTER_SCOPE: "monitoring.kubeletVolumeStats: Prometheus reads every kubelet's volume stats"}
+    why = {CLUSTER_SCOPE: f"{', '.join(settings)}: Prometheus reads every node's metrics through the API server proxy"}
     metadata = {"name": cluster_name, "labels": dict(prometheus.labels), "annotations": why}
     role = f"{name}-prometheus-kubelet"
     subject = {"kind": "ServiceAccount", "name": prometheus.service_account_name, "namespace": prometheus.namespace}
@@ -319,7 +334,7 @@ def bundled_manifests(name: str, args: BundledMonitoringArgs, prometheus_url: st
         )
 
     alertmanager = MetricsEndpoint("alertmanager", ns, "alertmanager", "http")
-    config = prometheus_config(s, endpoints, alertmanager, args.environment)
+    config = prometheus_config(s, endpoints, alertmanager, args.environment, args.platform_namespaces)
     rules = rule_files(s, args.platform_namespaces)
     scraped = sorted({e.namespace for e in endpoints})
     manifests += prometheus_manifests(name, specs["prometheus"], s, config, rules, scraped, protect)

@@ -1,7 +1,7 @@
 """Operator mode: the cluster runs the Prometheus Operator (and Grafana with its dashboard sidecar),
 so the program emits what they select instead of servers: a ServiceMonitor per declared metrics
 endpoint, one PrometheusRule with the generated rule files, an AlertmanagerConfig with the same
-routes and inhibition as the bundled Alertmanager, and the dashboards as ConfigMaps. Each carries
+routes, receivers and inhibitions as the bundled Alertmanager, and the dashboards as ConfigMaps. Each carries
 the selector labels from settings. Pure builders plus a component that registers them."""
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.config import MonitoringSettings
+from components.config import SLACK_SECRET, SMTP_SECRET, MonitoringSettings
 from components.contracts import MetricsEndpoint
 from components.kit.context import TierContext
 from components.labels import selector_labels, standard_labels
-from components.monitoring.alertmanager_config import RECEIVERS, receiver_url
+from components.monitoring.alertmanager_config import INHIBITIONS, RECEIVERS, SUBJECTS, TITLES, receiver_url
 from components.monitoring.dashboards import dashboards
 from components.monitoring.rules import rule_files
 
@@ -39,49 +39,82 @@ def prometheus_rule_spec(settings: MonitoringSettings, namespaces: Sequence[str]
     return {"groups": groups}
 
 
-def _matcher(name: str, value: str) -> dict[str, str]:
-    return {"name": name, "value": value, "matchType": "="}
+def _matcher(name: str, value: str, match_type: str = "=") -> dict[str, str]:
+    return {"name": name, "value": value, "matchType": match_type}
 
 
-def alertmanager_config_spec(settings: MonitoringSettings, webhook_keys: Mapping[str, str | None]) -> dict[str, Any]:
-    """`webhook_keys`: receiver -> key in the webhook Secret, None where its URL is unset (dev)."""
+def _receiver(key: str, settings: MonitoringSettings, secret_keys: Mapping[str, str | None]) -> dict[str, Any]:
+    """`secret_keys`: what the Secret holds (receiver webhooks by setting key, Slack, SMTP), None where unset."""
+    receiver = getattr(settings.receivers, key)
+    rendered: dict[str, Any] = {"name": RECEIVERS[key]}
+    if receiver.webhook is not None and secret_keys.get(key) is not None:
+        rendered["webhookConfigs"] = [
+            {"urlSecret": {"name": WEBHOOK_SECRET, "key": secret_keys[key]}, "sendResolved": key != "watchdog"}
+        ]
+    slack_key = secret_keys.get(SLACK_SECRET)
+    if receiver.slack is not None and slack_key is not None:
+        slack = receiver.slack
+        rendered["slackConfigs"] = [
+            {
+                "apiURL": {"name": WEBHOOK_SECRET, "key": slack_key},
+                "channel": slack.channel,
+                "title": slack.title or TITLES[key],
+                "text": slack.text,
+                "sendResolved": slack.send_resolved,
+            }
+        ]
+    smtp = settings.smtp
+    if receiver.email is not None and smtp is not None:
+        email: dict[str, Any] = {
+            "to": ", ".join(receiver.email.to),
+            "from": smtp.sender,
+            "smarthost": smtp.smarthost,
+            "requireTLS": smtp.require_tls,
+            "headers": [{"key": "Subject", "value": receiver.email.subject or SUBJECTS[key]}],
+            "text": receiver.email.text,
+            "sendResolved": receiver.email.send_resolved,
+        }
+        password_key = secret_keys.get(SMTP_SECRET)
+        if smtp.auth_username is not None and password_key is not None:
+            email |= {
+                "authUsername": smtp.auth_username,
+                "authPassword": {"name": WEBHOOK_SECRET, "key": password_key},
+            }
+        rendered["emailConfigs"] = [email]
+    return rendered
+
+
+def alertmanager_config_spec(settings: MonitoringSettings, secret_keys: Mapping[str, str | None]) -> dict[str, Any]:
+    """The bundled Alertmanager's routes, receivers and inhibitions as an AlertmanagerConfig."""
     routing = settings.routing
-    receivers = []
-    for name in RECEIVERS:
-        receiver: dict[str, Any] = {"name": name}
-        key = webhook_keys.get(name)
-        if key is not None:
-            receiver["webhookConfigs"] = [
-                {"urlSecret": {"name": WEBHOOK_SECRET, "key": key}, "sendResolved": name != "watchdog"}
-            ]
-        receivers.append(receiver)
     return {
         "route": {
-            "receiver": "warning",
+            "receiver": RECEIVERS["warning"],
             "groupBy": list(routing.group_by),
             "groupWait": routing.group_wait,
             "groupInterval": routing.group_interval,
             "repeatInterval": routing.repeat_interval,
             "routes": [
                 {
-                    "receiver": "watchdog",
+                    "receiver": RECEIVERS["watchdog"],
                     "matchers": [_matcher("alertname", "Watchdog")],
                     "groupWait": "0s",
                     "groupInterval": routing.watchdog_repeat_interval,
                     "repeatInterval": routing.watchdog_repeat_interval,
                 },
-                {"receiver": "critical", "matchers": [_matcher("severity", "critical")]},
-                {"receiver": "warning", "matchers": [_matcher("severity", "warning")]},
+                {"receiver": RECEIVERS["critical"], "matchers": [_matcher("severity", "critical")]},
+                {"receiver": RECEIVERS["warning"], "matchers": [_matcher("severity", "warning")]},
             ],
         },
         "inhibitRules": [
             {
-                "sourceMatch": [_matcher("severity", "critical")],
-                "targetMatch": [_matcher("severity", "warning")],
-                "equal": ["alertname", "namespace"],
+                "sourceMatch": [_matcher(label, value, op) for label, op, value in rule.source],
+                "targetMatch": [_matcher(label, value, op) for label, op, value in rule.target],
+                **({"equal": list(rule.equal)} if rule.equal else {}),
             }
+            for rule in INHIBITIONS
         ],
-        "receivers": receivers,
+        "receivers": [_receiver(key, settings, secret_keys) for key in RECEIVERS],
     }
 
 
@@ -128,24 +161,30 @@ class OperatorMonitoring(pulumi.ComponentResource):
             opts=child,
         )
 
-        # Webhook URLs are secrets: a Secret holds them, the AlertmanagerConfig references its keys.
-        urls: dict[str, pulumi.Output[str]] = {}
+        # Webhook and Slack URLs and the SMTP password are secrets: a Secret holds them, the
+        # AlertmanagerConfig references its keys.
+        values: dict[str, pulumi.Output[str]] = {}
         keys: dict[str, str | None] = {}
         for receiver in RECEIVERS:
-            settings = getattr(s.receivers, receiver)
-            found = receiver_url(settings, args.receiver_secrets)
-            value = None if found is None else pulumi.Output.from_input(found)
-            keys[receiver] = receiver if value is not None else None
-            if value is not None:
-                urls[receiver] = pulumi.Output.secret(value)
+            webhook = getattr(s.receivers, receiver).webhook
+            found = receiver_url(webhook, args.receiver_secrets) if webhook is not None else None
+            keys[receiver] = receiver if found is not None else None
+            if found is not None:
+                values[receiver] = pulumi.Output.secret(pulumi.Output.from_input(found))
+        needed = s.required_secrets()
+        for secret_key, entry in ((SLACK_SECRET, "slack"), (SMTP_SECRET, "smtp-password")):
+            given = args.receiver_secrets.get(secret_key) if secret_key in needed else None
+            keys[secret_key] = entry if given is not None else None
+            if given is not None:
+                values[entry] = pulumi.Output.secret(given)
         depends: list[pulumi.Resource] = []
-        if urls:
+        if values:
             depends.append(
                 k8s.core.v1.Secret(
                     f"{name}-webhooks",
                     metadata=meta(WEBHOOK_SECRET),
                     type="Opaque",
-                    string_data=urls,
+                    string_data=values,
                     opts=child,
                 )
             )

@@ -171,8 +171,10 @@ def test_gate_passes_a_real_plan_of_a_cluster_stack(project: Project, tmp_path: 
     assert gate.returncode == 0, gate.stdout + gate.stderr
     text = summary.read_text()
     assert f"`{stack}`: gate passed" in text
-    # api, web, Grafana and kube-state-metrics; Prometheus, Alertmanager, PostgreSQL, Redis and Chroma.
-    assert "| `kubernetes:apps/v1:Deployment` | 4 |" in text
+    # api, web, Grafana and kube-state-metrics (and production's PgBouncer, data.postgres.pooler);
+    # Prometheus, Alertmanager, PostgreSQL, Redis and Chroma.
+    deployments = 5 if stack == "production" else 4
+    assert f"| `kubernetes:apps/v1:Deployment` | {deployments} |" in text
     assert "| `kubernetes:apps/v1:StatefulSet` | 5 |" in text
     assert "**Policies**: 0 mandatory and 0 advisory finding(s)." in text
     assert "can't run" not in text

@@ -345,6 +345,9 @@ def service_settings(draw: st.DrawFn, taken_ports: set[int]) -> dict[str, Any]:
     }
     if draw(st.booleans()):
         service["metricsPath"] = "/metrics"
+    if "postgres" in service["connectsTo"]:
+        # Counted in the connection budget: small enough that six of them fit production's PgBouncer.
+        service["databasePool"] = {"size": draw(st.integers(1, 4)), "maxOverflow": draw(st.integers(0, 4))}
     return service
 
 
