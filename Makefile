@@ -48,12 +48,12 @@ checkov: venv ## checkov on the rendered manifests of dev, staging and productio
 
 e2e: venv policies-venv ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
 	scripts/engine/ensure-engine.sh >/dev/null
-	$(BIN)/python -m pytest -q -m "engine and not cluster" tests/e2e
+	$(BIN)/python -m pytest -q --durations=12 -m "engine and not cluster" tests/e2e
 
 cluster-test: venv policies-venv ## the real CLI against a throwaway control plane it starts and stops (builds it on first use)
 	@# Cold, the binaries take longer to build than a test may wait for a cluster to start.
 	scripts/cluster/ensure-cluster.sh >/dev/null
-	$(BIN)/python -m pytest -q -m cluster tests/e2e
+	$(BIN)/python -m pytest -q --durations=12 -m cluster tests/e2e
 
 cluster: ## start a throwaway control plane (kwok) to look around with kubectl; last line: export KUBECONFIG=...
 	@scripts/cluster.sh up

@@ -49,7 +49,17 @@ def kubernetes_provider(name: str, args: PlatformArgs, opts: pulumi.ResourceOpti
         # The provider wants an absolute directory; it writes one YAML file per object there.
         directory = os.path.normpath(os.path.join(args.project_dir, target.render_directory))
         return k8s.Provider(name, render_yaml_to_directory=directory, opts=opts)
-    return k8s.Provider(name, context=target.context, kubeconfig=target.kubeconfig, opts=opts)
+    # ConfigMaps and Secrets change in place: every pod that reads one carries a digest of it and rolls
+    # on a change, and a fixed-name object replaced (the provider's default) would be deleted first,
+    # leaving a window where a starting pod cannot mount it.
+    return k8s.Provider(
+        name,
+        context=target.context,
+        kubeconfig=target.kubeconfig,
+        enable_config_map_mutable=True,
+        enable_secret_mutable=True,
+        opts=opts,
+    )
 
 
 class Platform(pulumi.ComponentResource):

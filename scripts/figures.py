@@ -30,15 +30,27 @@ ROOT = Path(__file__).resolve().parents[1]
 START, END = "<!-- figures -->", "<!-- /figures -->"
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, str]:
+def run(command: list[str], cwd: Path, env: dict[str, str] | None = None, log: Path | None = None) -> tuple[float, str]:
+    """Run to the end; with `log`, every output line is also written there, stamped with the seconds
+    since the start (where the time of a long run goes)."""
     started = time.perf_counter()
-    proc = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)  # noqa: S603
+    lines: list[str] = []
+    with (
+        subprocess.Popen(  # noqa: S603
+            command, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        ) as proc,
+        log.open("w") if log else open(os.devnull, "w") as sink,
+    ):
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line)
+            sink.write(f"{time.perf_counter() - started:7.1f} {line}")
+            sink.flush()
     elapsed = time.perf_counter() - started
+    output = "".join(lines)
     if proc.returncode != 0:
-        sys.exit(
-            f"figures: {' '.join(command)} failed after {elapsed:.0f} s:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
-    return elapsed, proc.stdout
+        sys.exit(f"figures: {' '.join(command)} failed after {elapsed:.0f} s:\n{output[-8000:]}")
+    return elapsed, output
 
 
 def commit() -> str:
@@ -74,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("cold", "warm", "unit", "bench"):
         parser.add_argument(f"--{name}", action="store_true")
     parser.add_argument("--write", type=Path, help="file whose <!-- figures --> block gets the rows")
+    parser.add_argument("--logs", type=Path, help="directory for the CI runs' output, each line time-stamped")
     args = parser.parse_args(argv)
     shared = (ROOT.parent / "shared").resolve()
     stamp = f"{datetime.date.today().isoformat()}, {commit()}, {os.cpu_count()} cores"
@@ -88,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.cold:
                 cold_base = base / "cold"
                 cold_base.mkdir()
-                seconds, _ = run(["bash", ".ci/run"], fresh_clone(cold_base, shared), env)
+                seconds, _ = run(["bash", ".ci/run"], fresh_clone(cold_base, shared), env, _log(args.logs, "cold"))
                 rows["CI cold"] = f"| `bash .ci/run`, cold (fresh clone, empty HOME) | {minutes(seconds)} | {stamp} |"
             if args.warm:
                 if not args.cold:  # warm needs filled caches: fill them once, unmeasured
@@ -97,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
                     run(["bash", ".ci/run"], fresh_clone(fill, shared), env)
                 warm_base = base / "warm"
                 warm_base.mkdir()
-                seconds, _ = run(["bash", ".ci/run"], fresh_clone(warm_base, shared), env)
+                seconds, _ = run(["bash", ".ci/run"], fresh_clone(warm_base, shared), env, _log(args.logs, "warm"))
                 rows["CI warm"] = f"| `bash .ci/run`, warm (fresh clone, caches kept) | {minutes(seconds)} | {stamp} |"
             shutil.rmtree(home, ignore_errors=True)
     if args.unit:
@@ -132,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
         table = ["| what | figure | measured |", "|---|---|---|", *kept.values(), *rows.values()]
         args.write.write_text(f"{head}{START}\n" + "\n".join(table) + f"\n{END}{tail}")
     return 0
+
+
+def _log(directory: Path | None, name: str) -> Path | None:
+    if directory is None:
+        return None
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory / f"ci-{name}.log"
 
 
 def _row_key(row: str) -> str:

@@ -37,6 +37,8 @@ MOVED_BACKUP_JOB = (
 )
 # A resource the engine keeps (its state, its live object): unchanged or updated in place.
 KEPT_OPS = ("same", "update")
+# What scripts/stack.sh hashes to decide whether the virtualenvs are ready.
+VENV_REQUIREMENTS = ("requirements-dev.txt", "requirements.txt", "policies/requirements.txt")
 CHANGING_OPS = {"replace", "create-replacement", "delete-replaced", "delete", "discard", "discard-replaced"}
 
 
@@ -59,6 +61,11 @@ def archived_tree(commit: str, destination: Path) -> Path:
 def old_project(base: Path, engine_bin: Path) -> Project:
     """The archived tree as a project on its own file backend, with the current virtualenvs."""
     root = archived_tree(BEFORE_RESTRUCTURE, base / "project")
+    # The linked virtualenvs were built from today's requirement files; the old wrapper keys its
+    # "already installed" stamp on the files it finds, so it is given those (it would otherwise try to
+    # rebuild a virtualenv that is not its own, and fail).
+    for name in VENV_REQUIREMENTS:
+        shutil.copyfile(ROOT / name, root / name)
     (root / "venv").symlink_to(ROOT / "venv")
     if (ROOT / "policies" / "venv").exists():
         (root / "policies" / "venv").symlink_to(ROOT / "policies" / "venv")
