@@ -30,6 +30,12 @@ case "$name" in
   *) echo "error: unknown tool '$name'" >&2; exit 2 ;;
 esac
 cache="${SUPPORT_PLATFORM_TOOL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/support-platform/tools}/$name-$version"
+if [ ! -x "$cache/$name" ]; then
+  # Parallel callers (make -j, pytest -n) wait for one build instead of writing the same files.
+  mkdir -p "$(dirname "$cache")"
+  exec 8>"$cache.lock"
+  if command -v flock >/dev/null 2>&1; then flock 8; fi
+fi
 if [ ! -x "$cache/$name" ] && [ -n "$piece" ]; then
   LOG_PREFIX=go-tool
   # shellcheck source=scripts/lib/pinned-build.sh

@@ -17,5 +17,11 @@ export DEBIAN_FRONTEND=noninteractive
 # A lock file serialises concurrent callers (parallel make targets, test fixtures).
 exec 9>/tmp/support-platform-apt.lock
 flock 9
+# Another caller may have installed them while this one waited.
+missing=()
+for pair in "$@"; do
+  command -v "${pair%%=*}" >/dev/null 2>&1 || missing+=("${pair#*=}")
+done
+((${#missing[@]})) || exit 0
 apt-get update -qq >&2
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
