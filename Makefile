@@ -34,8 +34,10 @@ lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), w
 unit: venv ## the fast loop on both cores: mocks, settings, snapshots, policies (no server or tool started)
 	$(BIN)/python -m pytest -q -n 2 -m "not engine and not integration"
 
-integration: venv ## tests that start real processes: PostgreSQL, Redis, promtool/amtool, the analyzer, CRD checks
-	$(BIN)/python -m pytest -q -m "integration and not engine"
+# The suites below run on both cores: every server a test starts takes a port the OS picks and a
+# directory of its own; the cluster suite keeps each file on one worker (its tests share a control plane).
+integration: venv ## tests that start real processes: PostgreSQL, Redis, nginx, PgBouncer, promtool/amtool, the analyzer
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "integration and not engine"
 
 # checkov in a virtualenv of its own (requirements-checkov.txt pins its whole tree), on the manifests the
 # program renders for every stack; a finding passes only with a waiver and its reason in
@@ -48,12 +50,12 @@ checkov: venv ## checkov on the rendered manifests of dev, staging and productio
 
 e2e: venv policies-venv ## engine tests: the real CLI on a local backend (builds the pinned engine on first use)
 	scripts/engine/ensure-engine.sh >/dev/null
-	$(BIN)/python -m pytest -q --durations=12 -m "engine and not cluster" tests/e2e
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=12 -m "engine and not cluster" tests/e2e
 
 cluster-test: venv policies-venv ## the real CLI against a throwaway control plane it starts and stops (builds it on first use)
 	@# Cold, the binaries take longer to build than a test may wait for a cluster to start.
 	scripts/cluster/ensure-cluster.sh >/dev/null
-	$(BIN)/python -m pytest -q --durations=12 -m cluster tests/e2e
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile --durations=12 -m cluster tests/e2e
 
 cluster: ## start a throwaway control plane (kwok) to look around with kubectl; last line: export KUBECONFIG=...
 	@scripts/cluster.sh up

@@ -162,7 +162,12 @@ up() {
         local config="$home/$name.kwokctl.yaml"
         write_config "$bins" "$config"
         log "creating cluster $name (kwokctl, runtime binary, work directory $home)"
-        if ! "$bins/kwokctl" create cluster --name "$name" --config "$config" --kubeconfig "" --wait 2m >"$home/$name.create.log" 2>&1; then
+        # kwokctl picks its components' ports by probing for a free one, so two clusters created at
+        # once (pytest -n 2) can pick the same: one creation at a time, until its servers listen.
+        # flock -o: the lock is not inherited by the servers kwokctl leaves running.
+        local serial=()
+        command -v flock >/dev/null 2>&1 && serial=(flock -o "${TMPDIR:-/tmp}/support-platform-kwokctl-create.lock")
+        if ! "${serial[@]}" "$bins/kwokctl" create cluster --name "$name" --config "$config" --kubeconfig "" --wait 2m >"$home/$name.create.log" 2>&1; then
             tail -n 30 "$home/$name.create.log" | sed 's/^/    /' >&2
             log "full log: $home/$name.create.log; component logs: $bins/kwokctl logs <component> --name $name"
             down || true

@@ -22,6 +22,14 @@ if [ -f "$dir/.complete" ]; then
   echo "$dir"
   exit 0
 fi
+# Parallel callers (pytest -n) wait for one fetch instead of replacing the directory under each other.
+mkdir -p "${dir%/*}"
+exec 8>"$dir.lock"
+if command -v flock >/dev/null 2>&1; then flock 8; fi
+if [ -f "$dir/.complete" ]; then
+  echo "$dir"
+  exit 0
+fi
 command -v go >/dev/null || { echo "error: the CRDs come from Go modules; install Go (https://go.dev/dl)" >&2; exit 1; }
 export GOFLAGS=-modcacherw GOTOOLCHAIN=local
 # Some of these modules' versions are missing from the checksum database the proxy fronts.
