@@ -32,7 +32,7 @@ lint: venv ## ruff (lint and format), mypy (components/, policies/, scripts/), w
 	shellcheck scripts/*.sh scripts/*/*.sh components/data/files/*.sh .ci/run
 
 unit: venv ## the fast loop on both cores: mocks, settings, snapshots, policies (no server or tool started)
-	$(BIN)/python -m pytest -q -n 2 -m "not engine and not integration"
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "not engine and not integration"
 
 # The suites below run on both cores: every server a test starts takes a port the OS picks and a
 # directory of its own; the cluster suite keeps each file on one worker (its tests share a control plane).
