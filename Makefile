@@ -80,10 +80,11 @@ snapshot: venv ## accept the current per-stack snapshots after an intended chang
 schema: venv ## regenerate schema/stack-config.schema.json from the settings model
 	$(BIN)/python scripts/export_schema.py
 
-up: venv policies-venv ## run the program on the dev stack: renders every manifest to rendered/dev
+# up, preview and destroy: scripts/stack.sh prepares the virtualenvs and the engine itself.
+up: ## run the program on the dev stack: renders every manifest to rendered/dev
 	scripts/stack.sh up dev
 
-preview: venv policies-venv ## pulumi preview --diff of STACK=staging|production (no cluster needed)
+preview: ## pulumi preview --diff of STACK=staging|production (no cluster needed)
 	scripts/stack.sh preview $(STACK)
 
 # Tags in the stack file become repository:tag@sha256:<digest>, as the registry serves them; CHECK=1
@@ -94,7 +95,7 @@ pin-images: venv ## pin STACK's image tags to their registries' digests (CHECK=1
 drift: venv ## what changed in STACK=staging|production outside Pulumi (team backend: PULUMI_BACKEND_URL)
 	$(BIN)/python scripts/drift.py --stack $(STACK)
 
-destroy: venv policies-venv ## destroy STACK (dev: empties rendered/dev)
+destroy: ## destroy STACK (dev: empties rendered/dev)
 	scripts/stack.sh destroy $(STACK)
 
 clean: ## remove the virtualenv, caches and rendered manifests (not the Pulumi state)

@@ -89,9 +89,20 @@ if [ "$stack" = dev ]; then
 fi
 
 # A stack file that names a secrets provider keeps it; only a new stack defaults to the passphrase.
-select=(stack select "$stack" --create)
-[ "$has_provider" = true ] || select+=(--secrets-provider passphrase)
-pulumi "${select[@]}" >/dev/null
+# Every command below names --stack, so selecting only creates the stack the first time; on a file
+# backend whose stack exists it is skipped (a CLI start less on every warm `make up`). `run` passes
+# the user's own command through, which may rely on the selected stack.
+existing=false
+if [ -n "${state_dir:-}" ] && [ "$action" != run ]; then
+  for f in "$state_dir/.pulumi/stacks/support-platform/$stack.json" "$state_dir/.pulumi/stacks/support-platform/$stack.json.gz"; do
+    [ -s "$f" ] && existing=true
+  done
+fi
+if [ "$existing" = false ]; then
+  select=(stack select "$stack" --create)
+  [ "$has_provider" = true ] || select+=(--secrets-provider passphrase)
+  pulumi "${select[@]}" >/dev/null
+fi
 
 policy=(--policy-pack "$root/policies" --policy-pack-config "$root/policies/config/$stack.json")
 # dev renders files and reaches no cluster: a preview before its update would run the program and the

@@ -68,7 +68,7 @@ from components.config.base import (
 )
 from components.config.build import BuildSettings
 from components.config.builtin_services import BUILTIN_SERVICES
-from components.config.capacity import DatabasePoolSettings, connection_budget_problem
+from components.config.capacity import connection_budget_problem
 from components.config.data import (
     DATA_STORES,
     EXTERNAL_STORE_SECRETS,
@@ -115,6 +115,7 @@ from components.config.monitoring import (
     RetentionSettings,
 )
 from components.config.network import DnsSettings, LlmEgressSettings, NetworkSettings
+from components.config.pool import DatabasePoolSettings
 from components.config.pooler import PoolerSettings
 from components.config.quantity import cpu_millicores, memory_bytes, parse_quantity, quantity_bytes
 from components.config.stack import NamespaceSettings, SecretsSettings, Settings, TargetSettings

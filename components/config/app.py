@@ -34,7 +34,7 @@ from components.config.base import (
     _Strict,
 )
 from components.config.build import BuildSettings
-from components.config.capacity import DatabasePoolSettings
+from components.config.pool import DatabasePoolSettings
 from components.config.quantity import cpu_millicores, memory_bytes
 from components.config.web import NginxSettings
 

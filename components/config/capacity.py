@@ -12,14 +12,11 @@ services' connections end at PgBouncer (`maxClientConnections`) and PostgreSQL s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated
-
-from pydantic import Field
-
-from components.config.base import EnvName, _Strict
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from components.config.stack import Settings
+    from components.config.app import AppSettings
+    from components.config.data import DataSettings
 
 # PostgreSQL's default superuser_reserved_connections.
 SUPERUSER_RESERVED_DEFAULT = 3
@@ -27,33 +24,17 @@ SUPERUSER_RESERVED_DEFAULT = 3
 SURGE = 1
 
 
-class DatabasePoolSettings(_Strict):
-    """The connections one process of the service keeps to PostgreSQL (SQLAlchemy's QueuePool: pool_size
-    plus max_overflow). Rendered as the service's environment and counted in the connection budget."""
-
-    size: Annotated[int, Field(ge=0, le=1000)]
-    """Connections kept open per process (pool_size; 000 and 003 use 20)."""
-    max_overflow: Annotated[int, Field(ge=0, le=1000)] = 0
-    """Extra connections per process under load (max_overflow; 000 and 003 use 30)."""
-    processes: Annotated[int, Field(ge=1, le=64)] = 1
-    """Worker processes per pod, each with its own pool (000's image runs `uvicorn --workers 4`): the
-    program cannot see the image's command, so say it here."""
-    size_env: EnvName = "DB_POOL_SIZE"
-    """Environment variable the app reads `size` from."""
-    max_overflow_env: EnvName = "DB_MAX_OVERFLOW"
-    """Environment variable the app reads `maxOverflow` from."""
-    render_env: bool = True
-    """Set sizeEnv and maxOverflowEnv in the service's environment; false: the image decides its pool and
-    these numbers are only counted."""
+class Settings(Protocol):
+    """What the budget reads of the stack's settings (config/stack.py), named here so that this module
+    stays below the one that calls it."""
 
     @property
-    def per_process(self) -> int:
-        return self.size + self.max_overflow
-
-    def env(self) -> dict[str, str]:
-        if not self.render_env:
-            return {}
-        return {self.size_env: str(self.size), self.max_overflow_env: str(self.max_overflow)}
+    def app(self) -> AppSettings: ...
+    @property
+    def data(self) -> DataSettings: ...
+    def runs_migrations(self) -> bool: ...
+    def backs_up_before_migration(self) -> bool: ...
+    def pools_connections(self) -> bool: ...
 
 
 @dataclass(frozen=True)
