@@ -147,3 +147,42 @@ def test_without_pulumi_go_or_pieces_it_says_what_is_missing_and_how_to_install(
     assert "missing: cli python-host kubernetes random docker" in proc.stderr
     assert "no prebuilt piece in" in proc.stderr
     assert "install the official Pulumi CLI v3.259.0" in proc.stderr
+
+
+FAKE_PULUMI = """#!/bin/sh
+echo "$*" >> "$CALLS"
+if [ "$1 $2" = "plugin ls" ]; then
+  printf 'kubernetes resource 4.25.0\\nrandom resource 4.21.1\\ndocker resource 5.1.0\\n'
+fi
+"""
+
+
+def test_plugins_are_checked_once_then_known_by_their_fingerprint(env: dict[str, str], tmp_path: Path) -> None:
+    """Warm runs skip `pulumi plugin ls` and the byte compare; a changed installed plugin is caught."""
+    calls = tmp_path / "calls"
+    home = tmp_path / "pulumi-home"
+    env = {**env, "PULUMI_HOME": str(home), "CALLS": str(calls)}
+    where = bash('echo "$BIN_DIR"; echo "$K8S_VERSION $RANDOM_VERSION $DOCKER_VERSION"', env)
+    bin_line, versions = where.stdout.splitlines()
+    bin_dir = Path(bin_line)
+    bin_dir.mkdir(parents=True)
+    (bin_dir / "pulumi").write_text(FAKE_PULUMI)
+    (bin_dir / "pulumi").chmod(0o755)
+    for name, version in zip(("kubernetes", "random", "docker"), versions.split(), strict=True):
+        (bin_dir / f"pulumi-resource-{name}").write_text(f"provider {name}")
+        plugin_dir = home / "plugins" / f"resource-{name}-v{version}"
+        plugin_dir.mkdir(parents=True)
+        (plugin_dir / f"pulumi-resource-{name}").write_text(f"provider {name}")
+
+    def ensure() -> list[str]:
+        proc = bash('ensure_plugins "$BIN_DIR/pulumi"', env)
+        assert proc.returncode == 0, proc.stderr
+        return calls.read_text().splitlines() if calls.exists() else []
+
+    assert ensure() == ["plugin ls"]  # first time: listed and compared, identical
+    assert ensure() == ["plugin ls"]  # warm: nothing asked
+    (home / "plugins" / "resource-kubernetes-v4.25.0" / "pulumi-resource-kubernetes").write_text("another build")
+    after = ensure()
+    assert after[1] == "plugin ls"
+    assert re.fullmatch(r"plugin install resource kubernetes 4\.25\.0 --file \S+ --reinstall", after[2]), after
+    assert len(after) == 3

@@ -326,6 +326,20 @@ plugins_fingerprint() { # pulumi: the CLI, PULUMI_HOME, and each pinned build an
     done
 }
 
+ensure_plugins() { # pulumi: the pinned providers installed as the CLI's plugins
+    # Warm, the plugins were found installed and identical to the pinned builds last time and nothing
+    # has touched either side since: skip `pulumi plugin ls` and comparing 200 MB (half a second).
+    local pulumi="$1" seen listing
+    seen="$(plugins_fingerprint "$pulumi")"
+    [[ -f "$STAMP_DIR/plugins" && "$(cat "$STAMP_DIR/plugins")" == "$seen" ]] && return 0
+    listing="$("$pulumi" plugin ls 2>/dev/null)" || die "pulumi plugin ls failed"
+    ensure_plugin_installed "$pulumi" "$listing" kubernetes "$K8S_VERSION"
+    ensure_plugin_installed "$pulumi" "$listing" random "$RANDOM_VERSION"
+    ensure_plugin_installed "$pulumi" "$listing" docker "$DOCKER_VERSION"
+    mkdir -p "$STAMP_DIR"
+    plugins_fingerprint "$pulumi" >"$STAMP_DIR/plugins"
+}
+
 main() {
     local pulumi_bin own=1
     if pulumi_bin="$(command -v pulumi 2>/dev/null)"; then
@@ -404,19 +418,7 @@ main() {
     fi
 
     [[ -x "$pulumi_bin" ]] || die "no pulumi at $pulumi_bin"
-    # Warm, the plugins were found installed and identical to the pinned builds last time and nothing
-    # has touched either side since: skip `pulumi plugin ls` and comparing 200 MB (half a second).
-    local plugins_seen
-    plugins_seen="$(plugins_fingerprint "$pulumi_bin")"
-    if [[ ! -f "$STAMP_DIR/plugins" || "$(cat "$STAMP_DIR/plugins")" != "$plugins_seen" ]]; then
-        local listing
-        listing="$("$pulumi_bin" plugin ls 2>/dev/null)" || die "pulumi plugin ls failed"
-        ensure_plugin_installed "$pulumi_bin" "$listing" kubernetes "$K8S_VERSION"
-        ensure_plugin_installed "$pulumi_bin" "$listing" random "$RANDOM_VERSION"
-        ensure_plugin_installed "$pulumi_bin" "$listing" docker "$DOCKER_VERSION"
-        mkdir -p "$STAMP_DIR"
-        plugins_fingerprint "$pulumi_bin" >"$STAMP_DIR/plugins"
-    fi
+    ensure_plugins "$pulumi_bin"
 
     dirname "$pulumi_bin"
 }
