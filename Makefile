@@ -37,7 +37,7 @@ unit: venv ## the fast loop on both cores: mocks, settings, snapshots, policies 
 # The suites below run on both cores: every server a test starts takes a port the OS picks and a
 # directory of its own; the cluster suite keeps each file on one worker (its tests share a control plane).
 integration: venv ## tests that start real processes: PostgreSQL, Redis, nginx, PgBouncer, promtool/amtool, the analyzer
-	$(BIN)/python -m pytest -q -n 2 --dist worksteal -m "integration and not engine"
+	$(BIN)/python -m pytest -q -n 2 --dist worksteal --durations=8 -m "integration and not engine"
 
 # checkov in a virtualenv of its own (requirements-checkov.txt pins its whole tree), on the manifests the
 # program renders for every stack; a finding passes only with a waiver and its reason in
