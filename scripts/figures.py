@@ -118,8 +118,9 @@ def main(argv: list[str] | None = None) -> int:
         # Runs measured earlier with --logs: the last line's stamp is the run's length.
         for name, what in (("cold", "cold (fresh clone, empty HOME)"), ("warm", "warm (fresh clone, caches kept)")):
             log = args.from_logs / f"ci-{name}.log"
-            if log.exists() and "ci: make test passed" in log.read_text():
-                seconds = float(log.read_text().strip().splitlines()[-1].split()[0])
+            text = log.read_text() if log.exists() else ""
+            if "ci: make test passed" in text:
+                seconds = float(text.strip().splitlines()[-1].split()[0])
                 rows[f"CI {name}"] = f"| `bash .ci/run`, {what} | {minutes(seconds)} | {stamp}, from {log.name} |"
     if args.unit:
         samples = [run(["make", "--no-print-directory", "unit"], ROOT)[0] for _ in range(3)]

@@ -32,6 +32,7 @@ from components.config.base import (
     PortName,
     _cross_field,
     _Strict,
+    pins_required,
 )
 from components.config.build import BuildSettings
 from components.config.pool import DatabasePoolSettings
@@ -200,9 +201,7 @@ class ServiceSettings(_Strict):
         # `enabled` is declared before `image`, so it is already in info.data; a disabled service
         # deploys nothing and needs no digest.
         enabled = info.data.get("enabled", True)
-        context = info.context or {}
-        pins = context.get("environment") == "production" and context.get("pinnedImages", True)
-        if enabled and pins and not _DIGEST.search(value):
+        if enabled and pins_required(info) and not _DIGEST.search(value):
             raise PydanticCustomError(
                 "image",
                 "production requires an image pinned by digest, got '{value}'; run `make pin-images "

@@ -13,6 +13,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    ValidationInfo,
 )
 from pydantic.alias_generators import to_camel
 from pydantic_core import PydanticCustomError
@@ -119,6 +120,13 @@ def _cidr(value: str) -> str:
 
 
 Cidr = Annotated[str, AfterValidator(_cidr)]
+
+
+def pins_required(info: ValidationInfo) -> bool:
+    """Production deploys only images pinned by digest; `make pin-images` validates with the rule off
+    (load_settings(pinned_images=False)), since finding what to pin is its job."""
+    context = info.context or {}
+    return context.get("environment") == "production" and context.get("pinnedImages", True)
 
 
 def _cross_field(field: str, message: str, **ctx: Any) -> PydanticCustomError:

@@ -14,19 +14,13 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from components.config.app import AppSettings
-from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict
+from components.config.base import _DIGEST, DnsLabel, Environment, _cross_field, _Strict, pins_required
 from components.config.build import BuildSettings
 from components.config.capacity import connection_budget_problem
 from components.config.data import ChromaSettings, DataSettings, PostgresSettings
 from components.config.edge import EdgeSettings
 from components.config.monitoring import MonitoringSettings
 from components.config.network import NetworkSettings
-
-
-def _pins_required(settings: Settings, info: ValidationInfo) -> bool:
-    """Production deploys only images pinned by digest; `make pin-images` validates with the rule off
-    (context `pinnedImages: False`), since finding what to pin is its job."""
-    return settings.environment == "production" and (info.context or {}).get("pinnedImages", True)
 
 
 class TargetSettings(_Strict):
@@ -118,7 +112,7 @@ class Settings(_Strict):
                 "every host must be served with TLS: set issuer (a cert-manager issuer, e.g. "
                 "letsencrypt-production) or secretName (an existing TLS Secret)",
             )
-        if _pins_required(self, info) and self.monitoring.mode == "bundled":
+        if pins_required(info) and self.monitoring.mode == "bundled":
             images = self.monitoring.images
             deployed = {"prometheus": images.prometheus, "alertmanager": images.alertmanager, "grafana": images.grafana}
             if self.monitoring.kube_state_metrics.enabled:
@@ -194,7 +188,7 @@ class Settings(_Strict):
                     "DATABASE_URL run the migration); or set migrations.enabled: false",
                     service=pg.migrations.service,
                 )
-        if _pins_required(self, info):
+        if pins_required(info):
             for store, settings in stores.items():
                 if settings.mode != "in-cluster":
                     continue
